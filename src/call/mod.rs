@@ -1,0 +1,1 @@
+//! Calls: where a leg, a media session and the call flow meet.

@@ -1,0 +1,1 @@
+//! SIP: the only module naming the SIP crate (`rsipstack::sip`).
