@@ -15,5 +15,5 @@ pub mod sdp;
 pub mod session;
 
 pub use codec::Codec;
-
+pub use prompt::{Prompt, PromptCache, PromptError};
 pub use sdp::{Direction, LocalMedia, Negotiated, SdpError};
