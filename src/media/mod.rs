@@ -15,5 +15,6 @@ pub mod sdp;
 pub mod session;
 
 pub use codec::Codec;
+pub use dtmf::{DigitEvent, Rfc4733Decoder, parse_info_digit};
 pub use prompt::{Prompt, PromptCache, PromptError};
 pub use sdp::{Direction, LocalMedia, Negotiated, SdpError};
