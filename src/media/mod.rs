@@ -18,3 +18,4 @@ pub use codec::Codec;
 pub use dtmf::{DigitEvent, Rfc4733Decoder, parse_info_digit};
 pub use prompt::{Prompt, PromptCache, PromptError};
 pub use sdp::{Direction, LocalMedia, Negotiated, SdpError};
+pub use session::{MediaEvent, MediaSession, MediaStats, SessionParams};
