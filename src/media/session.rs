@@ -498,3 +498,503 @@ impl MediaSession {
         self.advance_playback(1, true);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::dtmf::DigitSource;
+
+    const REMOTE: &str = "192.0.2.10:4000";
+
+    fn ms(t0: Instant, ms: u64) -> Instant {
+        t0 + Duration::from_millis(ms)
+    }
+
+    fn params(codec: Codec, te: Option<u8>) -> SessionParams {
+        SessionParams {
+            codec,
+            codec_pt: codec.payload_type(),
+            telephone_event_pt: te,
+            remote: Some(REMOTE.parse().unwrap()),
+            local_direction: Direction::SendRecv,
+            inactivity_timeout: Duration::from_secs(30),
+        }
+    }
+
+    fn session(t0: Instant, p: SessionParams) -> MediaSession {
+        MediaSession::with_sender(t0, p, RtpSender::new(0x1234_5678, 65530, u32::MAX - 800, 0))
+    }
+
+    fn tone(id: &str, ms: usize) -> Arc<Prompt> {
+        Arc::new(Prompt::from_pcm(id, &vec![8000i16; ms * 8]))
+    }
+
+    #[derive(Debug)]
+    struct Sent {
+        to: SocketAddr,
+        seq: u16,
+        ts: u32,
+        ssrc: u32,
+        pt: u8,
+        marker: bool,
+        payload: Vec<u8>,
+    }
+
+    fn drain(s: &mut MediaSession, now: Instant) -> Vec<Sent> {
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        while let Some(to) = s.poll_transmit(now, &mut buf) {
+            let r = RtpReader::new(&buf).unwrap();
+            out.push(Sent {
+                to,
+                seq: r.sequence_number().into(),
+                ts: r.timestamp(),
+                ssrc: r.ssrc(),
+                pt: r.payload_type(),
+                marker: r.mark(),
+                payload: r.payload().to_vec(),
+            });
+        }
+        out
+    }
+
+    /// Runs the session every 20 ms from `from_ms` to `to_ms` inclusive.
+    fn run(s: &mut MediaSession, t0: Instant, from_ms: u64, to_ms: u64) -> Vec<Sent> {
+        (from_ms..=to_ms)
+            .step_by(20)
+            .flat_map(|t| {
+                s.handle_timeout(ms(t0, t));
+                drain(s, ms(t0, t))
+            })
+            .collect()
+    }
+
+    fn events(s: &mut MediaSession) -> Vec<MediaEvent> {
+        std::iter::from_fn(|| s.poll_event()).collect()
+    }
+
+    fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
+        RtpSender::new(ssrc, seq, ts, pt).write_frame(payload, &mut Vec::new());
+        let mut s = RtpSender::new(ssrc, seq, ts, pt);
+        if marker {
+            s.mark_next();
+        }
+        let mut out = Vec::new();
+        s.write_frame(payload, &mut out);
+        out
+    }
+
+    fn te(event: u8, end: bool, duration: u16) -> [u8; 4] {
+        let d = duration.to_be_bytes();
+        [event, if end { 0x8a } else { 0x0a }, d[0], d[1]]
+    }
+
+    #[test]
+    fn one_second_prompt_is_fifty_packets() {
+        let t0 = Instant::now();
+        let mut s = session(t0, params(Codec::Pcma, None));
+        let prompt = tone("welcome", 1000);
+        s.play(t0, prompt.clone());
+        assert!(s.is_playing());
+        assert_eq!(s.playing(), Some("welcome"));
+        let sent = run(&mut s, t0, 0, 980);
+        assert_eq!(sent.len(), 50);
+        for (i, p) in sent.iter().enumerate() {
+            assert_eq!(p.to, REMOTE.parse::<SocketAddr>().unwrap());
+            assert_eq!(p.ssrc, 0x1234_5678);
+            assert_eq!(p.pt, 8);
+            assert_eq!(p.seq, 65530u16.wrapping_add(i as u16), "seq +1, wrapping");
+            assert_eq!(
+                p.ts,
+                (u32::MAX - 800).wrapping_add(160 * i as u32),
+                "ts +160, wrapping"
+            );
+            assert_eq!(p.marker, i == 0, "marker only on the first packet");
+            assert_eq!(p.payload.as_slice(), prompt.frame(Codec::Pcma, i).unwrap());
+        }
+        assert_eq!(
+            events(&mut s),
+            vec![MediaEvent::PromptFinished {
+                id: "welcome".into(),
+                frames_sent: 50
+            }]
+        );
+        assert!(!s.is_playing());
+        // Silence afterwards, continuing the same timeline.
+        let after = run(&mut s, t0, 1000, 1040);
+        assert_eq!(after.len(), 3);
+        assert!(
+            after
+                .iter()
+                .all(|p| p.payload == vec![0xD5; 160] && !p.marker)
+        );
+        assert_eq!(after[0].ts, sent[49].ts.wrapping_add(160));
+        assert_eq!(s.stats().packets_sent, 53);
+        assert_eq!(s.stats().prompt_packets_sent, 50);
+    }
+
+    #[test]
+    fn frames_follow_the_20ms_grid() {
+        let t0 = Instant::now();
+        let mut s = session(t0, params(Codec::Pcmu, None));
+        assert_eq!(s.poll_timeout(), Some(t0));
+        assert_eq!(drain(&mut s, ms(t0, 19)).len(), 1, "only frame 0 is due");
+        assert_eq!(s.poll_timeout(), Some(ms(t0, 20)));
+        assert!(drain(&mut s, ms(t0, 19)).is_empty());
+        assert_eq!(drain(&mut s, ms(t0, 20)).len(), 1, "frame 1");
+        assert_eq!(drain(&mut s, ms(t0, 39)).len(), 0);
+        let f2 = drain(&mut s, ms(t0, 40));
+        assert_eq!(f2.len(), 1, "frame 2");
+        assert_eq!(f2[0].payload, vec![0xFF; 160], "µ-law silence when idle");
+        assert_eq!(s.poll_timeout(), Some(ms(t0, 60)));
+    }
+
+    #[test]
+    fn enqueued_prompts_play_back_to_back() {
+        let t0 = Instant::now();
+        let mut s = session(t0, params(Codec::Pcmu, None));
+        s.enqueue(tone("a", 40));
+        s.enqueue(tone("b", 60));
+        let sent = run(&mut s, t0, 0, 200);
+        let markers: Vec<bool> = sent.iter().map(|p| p.marker).collect();
+        assert_eq!(markers[..6], [true, false, false, false, false, false]);
+        assert_eq!(
+            events(&mut s),
+            vec![
+                MediaEvent::PromptFinished {
+                    id: "a".into(),
+                    frames_sent: 2
+                },
+                MediaEvent::PromptFinished {
+                    id: "b".into(),
+                    frames_sent: 3
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn play_replaces_and_stop_playback_barges_in() {
+        let t0 = Instant::now();
+        let mut s = session(t0, params(Codec::Pcmu, None));
+        s.play(t0, tone("menu", 1000));
+        s.enqueue(tone("more", 1000));
+        run(&mut s, t0, 0, 100);
+        s.play(ms(t0, 110), tone("other", 40));
+        let sent = run(&mut s, t0, 120, 200);
+        assert!(sent[0].marker, "new prompt starts a talkspurt");
+        assert_eq!(
+            events(&mut s),
+            vec![MediaEvent::PromptFinished {
+                id: "other".into(),
+                frames_sent: 2
+            }],
+            "no event for the replaced prompt, queue dropped"
+        );
+        s.play(ms(t0, 210), tone("menu", 1000));
+        s.enqueue(tone("more", 1000));
+        assert_eq!(s.stop_playback(), Some("menu".into()));
+        assert_eq!(s.stop_playback(), None);
+        assert!(!s.is_playing());
+        run(&mut s, t0, 220, 300);
+        assert!(events(&mut s).is_empty());
+    }
+
+    #[test]
+    fn symmetric_rtp_latches_to_the_source() {
+        let t0 = Instant::now();
+        let mut s = session(t0, params(Codec::Pcmu, None));
+        assert_eq!(
+            drain(&mut s, t0)[0].to,
+            REMOTE.parse::<SocketAddr>().unwrap()
+        );
+        let nat: SocketAddr = "203.0.113.7:31000".parse().unwrap();
+        s.handle_rtp(ms(t0, 10), nat, &rtp(0, 1, 0, 0xAAAA, true, &[0xFF; 160]));
+        assert_eq!(drain(&mut s, ms(t0, 20))[0].to, nat);
+        // A stray packet from elsewhere with the same SSRC does not steal the stream...
+        let other: SocketAddr = "198.51.100.1:5000".parse().unwrap();
+        s.handle_rtp(
+            ms(t0, 30),
+            other,
+            &rtp(0, 2, 160, 0xAAAA, false, &[0xFF; 160]),
+        );
+        assert_eq!(drain(&mut s, ms(t0, 40))[0].to, nat);
+        // ...but a new SSRC from a new address (media server switch) does.
+        s.handle_rtp(
+            ms(t0, 50),
+            other,
+            &rtp(0, 9, 9000, 0xBBBB, false, &[0xFF; 160]),
+        );
+        assert_eq!(drain(&mut s, ms(t0, 60))[0].to, other);
+        assert_eq!(s.stats().relatches, 1);
+        assert_eq!(s.stats().ssrc_changes, 1);
+        // A NAT rebinding (same SSRC, new port) is followed once the old source is quiet.
+        let rebound: SocketAddr = "198.51.100.1:5002".parse().unwrap();
+        s.handle_rtp(
+            ms(t0, 700),
+            rebound,
+            &rtp(0, 10, 9160, 0xBBBB, false, &[0xFF; 160]),
+        );
+        assert_eq!(s.destination(), Some(rebound));
+    }
+
+    #[test]
+    fn late_poll_sends_at_most_three_catch_up_frames() {
+        let t0 = Instant::now();
+        let mut s = session(t0, params(Codec::Pcmu, None));
+        s.play(t0, tone("long", 2000));
+        let first = drain(&mut s, t0);
+        assert_eq!(first.len(), 1);
+        // The scheduler wakes up 100 ms late: frames 1..=5 are due.
+        let burst = drain(&mut s, ms(t0, 100));
+        assert_eq!(
+            burst.len(),
+            1 + MAX_LATE_FRAMES as usize,
+            "3 late + the current one"
+        );
+        assert_eq!(s.stats().late_frames_skipped, 1);
+        // Timestamps stay on the wall-clock grid: frame 2 follows frame 0 after a 1-frame gap.
+        let base = first[0].ts;
+        let ts: Vec<u32> = burst.iter().map(|p| p.ts.wrapping_sub(base)).collect();
+        assert_eq!(ts, vec![320, 480, 640, 800]);
+        let seqs: Vec<u16> = burst
+            .iter()
+            .map(|p| p.seq.wrapping_sub(first[0].seq))
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4], "no gap in sequence numbers");
+        assert!(burst[0].marker, "resync marker after the skipped frame");
+        assert!(!burst[1].marker);
+        let next = drain(&mut s, ms(t0, 120));
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].ts.wrapping_sub(base), 960);
+        // The skipped prompt frame is dropped, not delayed: 100 frames, 99 sent.
+        run(&mut s, t0, 140, 2000);
+        assert_eq!(
+            events(&mut s),
+            vec![MediaEvent::PromptFinished {
+                id: "long".into(),
+                frames_sent: 99
+            }]
+        );
+    }
+
+    #[test]
+    fn hold_sends_nothing_but_time_moves_on() {
+        let t0 = Instant::now();
+        let mut s = session(t0, params(Codec::Pcmu, None));
+        let mut hold = params(Codec::Pcmu, None);
+        hold.local_direction = Direction::RecvOnly;
+        s.update(t0, hold.clone());
+        s.play(t0, tone("menu", 200));
+        // Frame 0 elapsed before play(), so the 10 frames are 1..=10: the only wake-up
+        // needed is when the unheard prompt ends (inactivity is 30 s away).
+        assert_eq!(s.poll_timeout(), Some(ms(t0, 200)));
+        assert!(run(&mut s, t0, 0, 400).is_empty());
+        assert_eq!(
+            events(&mut s),
+            vec![MediaEvent::PromptFinished {
+                id: "menu".into(),
+                frames_sent: 0
+            }]
+        );
+        // Resume: sending restarts on the same timeline, marked, with no catch-up burst.
+        s.update(ms(t0, 410), params(Codec::Pcmu, None));
+        let sent = drain(&mut s, ms(t0, 420));
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].marker);
+        assert_eq!(sent[0].ts, (u32::MAX - 800).wrapping_add(21 * 160));
+        assert_eq!(sent[0].seq, 65530);
+
+        // Legacy hold: c=0.0.0.0 → no remote → nothing sent, no inactivity either.
+        let mut legacy = params(Codec::Pcmu, None);
+        legacy.remote = None;
+        let mut s = session(t0, legacy);
+        assert!(run(&mut s, t0, 0, 100).is_empty());
+        assert_eq!(s.poll_timeout(), None);
+    }
+
+    #[test]
+    fn inactivity_is_reported_once_after_the_timeout() {
+        let t0 = Instant::now();
+        let mut p = params(Codec::Pcmu, None);
+        p.inactivity_timeout = Duration::from_secs(5);
+        let mut s = session(t0, p.clone());
+        s.handle_timeout(ms(t0, 4999));
+        assert!(events(&mut s).is_empty());
+        s.handle_timeout(ms(t0, 5000));
+        assert_eq!(events(&mut s), vec![MediaEvent::Inactive]);
+        s.handle_timeout(ms(t0, 9000));
+        assert!(events(&mut s).is_empty(), "reported once");
+
+        // Packets keep coming: never inactive.
+        let mut s = session(t0, p.clone());
+        let from: SocketAddr = REMOTE.parse().unwrap();
+        for i in 0..500u16 {
+            let now = ms(t0, u64::from(i) * 20);
+            s.handle_rtp(
+                now,
+                from,
+                &rtp(0, i, u32::from(i) * 160, 1, false, &[0xFF; 160]),
+            );
+            s.handle_timeout(now);
+        }
+        assert!(events(&mut s).is_empty());
+        assert_eq!(s.stats().packets_received, 500);
+        assert_eq!(s.stats().bytes_received, 500 * 172);
+
+        // Inactive direction: no timer at all; re-armed on resume.
+        let mut inactive = p.clone();
+        inactive.local_direction = Direction::Inactive;
+        let mut s = session(t0, inactive);
+        assert_eq!(s.poll_timeout(), None);
+        s.handle_timeout(ms(t0, 60_000));
+        assert!(events(&mut s).is_empty());
+        s.update(ms(t0, 60_000), p);
+        s.handle_timeout(ms(t0, 64_999));
+        assert!(events(&mut s).iter().all(|e| *e != MediaEvent::Inactive));
+        s.handle_timeout(ms(t0, 65_000));
+        assert_eq!(events(&mut s), vec![MediaEvent::Inactive]);
+    }
+
+    fn digits_through_handle_rtp(te_pt: u8) {
+        let t0 = Instant::now();
+        let mut s = session(t0, params(Codec::Pcmu, Some(te_pt)));
+        let from: SocketAddr = REMOTE.parse().unwrap();
+        let mut seq = 100u16;
+        let mut send = |s: &mut MediaSession, t: u64, ts: u32, p: [u8; 4], marker: bool| {
+            s.handle_rtp(ms(t0, t), from, &rtp(te_pt, seq, ts, 77, marker, &p));
+            seq = seq.wrapping_add(1);
+        };
+        // '9': start, updates, three End packets.
+        send(&mut s, 0, 8000, te(9, false, 0), true);
+        send(&mut s, 20, 8000, te(9, false, 160), false);
+        send(&mut s, 40, 8000, te(9, false, 320), false);
+        for _ in 0..3 {
+            send(&mut s, 60, 8000, te(9, true, 480), false);
+        }
+        let digits = |s: &mut MediaSession| -> Vec<(char, u32)> {
+            events(s)
+                .into_iter()
+                .map(|e| match e {
+                    MediaEvent::Digit(d) => {
+                        assert_eq!(d.source, DigitSource::Rfc4733);
+                        (d.digit, d.duration_ms)
+                    }
+                    other => panic!("unexpected {other:?}"),
+                })
+                .collect()
+        };
+        assert_eq!(digits(&mut s), vec![('9', 60)], "reported once");
+        // '#': End packets all lost → reported by the 250 ms timeout.
+        send(&mut s, 200, 16000, te(11, false, 0), true);
+        send(&mut s, 220, 16000, te(11, false, 160), false);
+        s.handle_timeout(ms(t0, 469));
+        assert!(digits(&mut s).is_empty());
+        s.handle_timeout(ms(t0, 470));
+        assert_eq!(digits(&mut s), vec![('#', 20)]);
+        assert_eq!(s.stats().digits, 2);
+        assert_eq!(s.stats().unknown_pt_received, 0);
+    }
+
+    #[test]
+    fn rfc4733_digits_on_pt_96() {
+        digits_through_handle_rtp(96);
+    }
+
+    #[test]
+    fn rfc4733_digits_on_pt_101() {
+        digits_through_handle_rtp(101);
+    }
+
+    #[test]
+    fn unknown_pt_garbage_and_rtcp_are_ignored() {
+        let t0 = Instant::now();
+        let mut s = session(t0, params(Codec::Pcmu, Some(101)));
+        let from: SocketAddr = REMOTE.parse().unwrap();
+        // telephone-event on an un-negotiated PT is not decoded.
+        s.handle_rtp(t0, from, &rtp(96, 1, 0, 5, false, &te(1, true, 800)));
+        s.handle_rtp(t0, from, &rtp(18, 2, 0, 5, false, &[0; 20]));
+        assert_eq!(s.stats().unknown_pt_received, 2);
+        s.handle_rtp(t0, from, b"");
+        s.handle_rtp(t0, from, b"hello");
+        s.handle_rtp(t0, from, &[0x40; 40]); // version 1
+        s.handle_rtp(t0, from, &[0x80, 0x00, 0, 1]); // truncated header
+        assert_eq!(s.stats().invalid_received, 4);
+        // An RTCP receiver report (PT 201) on the RTP port.
+        s.handle_rtp(t0, from, &[0x80, 201, 0, 1, 0, 0, 0, 5]);
+        assert_eq!(s.stats().rtcp_received, 1);
+        assert_eq!(s.stats().packets_received, 2);
+        assert!(events(&mut s).is_empty());
+        // Garbage never latches the destination.
+        let mut s = session(t0, params(Codec::Pcmu, None));
+        s.handle_rtp(t0, "198.51.100.9:9".parse().unwrap(), b"garbage!garbage!");
+        assert_eq!(s.destination(), Some(from));
+    }
+
+    #[test]
+    fn ssrc_change_mid_call_is_tolerated() {
+        let t0 = Instant::now();
+        let mut s = session(t0, params(Codec::Pcmu, Some(101)));
+        let from: SocketAddr = REMOTE.parse().unwrap();
+        s.handle_rtp(
+            t0,
+            from,
+            &rtp(101, 1, 4_000_000_000, 1, true, &te(1, true, 800)),
+        );
+        // New SSRC with a new random timestamp base far "behind" the old one.
+        s.handle_rtp(ms(t0, 500), from, &rtp(0, 900, 1000, 2, true, &[0xFF; 160]));
+        s.handle_rtp(
+            ms(t0, 520),
+            from,
+            &rtp(101, 901, 1160, 2, true, &te(2, true, 800)),
+        );
+        let digits: Vec<char> = events(&mut s)
+            .into_iter()
+            .filter_map(|e| match e {
+                MediaEvent::Digit(d) => Some(d.digit),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(digits, vec!['1', '2']);
+        assert_eq!(s.stats().ssrc_changes, 1);
+        assert_eq!(s.destination(), Some(from));
+    }
+
+    #[test]
+    fn codec_change_on_reinvite() {
+        let t0 = Instant::now();
+        let mut s = session(t0, params(Codec::Pcmu, None));
+        let a = drain(&mut s, t0);
+        s.update(ms(t0, 10), params(Codec::Pcma, None));
+        let b = drain(&mut s, ms(t0, 20));
+        assert_eq!((a[0].pt, b[0].pt), (0, 8));
+        assert_eq!(b[0].payload, vec![0xD5; 160]);
+        assert_eq!(b[0].seq, a[0].seq.wrapping_add(1));
+        assert_eq!(b[0].ssrc, a[0].ssrc);
+    }
+
+    #[test]
+    fn zero_length_prompt_finishes_immediately() {
+        let t0 = Instant::now();
+        let mut s = session(t0, params(Codec::Pcmu, None));
+        s.play(t0, Arc::new(Prompt::from_pcm("nothing", &[])));
+        assert!(!s.is_playing());
+        assert_eq!(
+            events(&mut s),
+            vec![MediaEvent::PromptFinished {
+                id: "nothing".into(),
+                frames_sent: 0
+            }]
+        );
+    }
+
+    #[test]
+    fn random_sender_by_default() {
+        let t0 = Instant::now();
+        let mut s = MediaSession::new(t0, params(Codec::Pcma, None));
+        let p = drain(&mut s, t0);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].ssrc, s.ssrc());
+        assert_eq!(p[0].pt, 8);
+    }
+}
