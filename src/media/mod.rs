@@ -15,7 +15,7 @@ pub mod sdp;
 pub mod session;
 
 pub use codec::Codec;
-pub use dtmf::{DigitEvent, Rfc4733Decoder, parse_info_digit};
+pub use dtmf::{DigitEvent, DigitSource, Rfc4733Decoder, parse_info_digit};
 pub use prompt::{Prompt, PromptCache, PromptError};
 pub use sdp::{Direction, LocalMedia, Negotiated, SdpError};
 pub use session::{MediaEvent, MediaSession, MediaStats, SessionParams};

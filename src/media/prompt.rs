@@ -40,7 +40,6 @@ pub enum PromptError {
 }
 
 /// One announcement, G.711-encoded for both codecs and padded to whole 20 ms frames.
-#[derive(Debug)]
 pub struct Prompt {
     /// Name used by the IVR flow (the file stem: `welcome.wav` → `welcome`).
     pub id: String,
@@ -89,6 +88,16 @@ impl Prompt {
     /// Playing time as heard by the caller: whole frames, padding included.
     pub fn duration(&self) -> Duration {
         Duration::from_millis(self.frames() as u64 * 20)
+    }
+}
+
+impl std::fmt::Debug for Prompt {
+    // Not derived: dumping kilobytes of G.711 into logs helps nobody.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prompt")
+            .field("id", &self.id)
+            .field("frames", &self.frames())
+            .finish()
     }
 }
 

@@ -170,7 +170,7 @@ fn is_rtp_avp(md: &MediaDescription) -> bool {
 }
 
 /// `a=rtpmap:<pt> <name>/<clock>[/<channels>]` for `pt`, as (name, clock rate).
-fn rtpmap<'a>(attrs: &'a [Attribute], pt: u8) -> Option<(&'a str, u32)> {
+fn rtpmap(attrs: &[Attribute], pt: u8) -> Option<(&str, u32)> {
     attrs.iter().filter(|a| a.key == "rtpmap").find_map(|a| {
         let value = a.value.as_deref()?;
         let (map_pt, encoding) = value.trim().split_once(char::is_whitespace)?;

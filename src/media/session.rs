@@ -56,8 +56,10 @@ pub struct SessionParams {
     pub remote: Option<SocketAddr>,
     /// OUR direction (the answer's direction attribute).
     pub local_direction: Direction,
-    /// Report [`MediaEvent::Inactive`] after this long without RTP while we expect some.
-    /// `Duration::ZERO` disables the check.
+    /// Report [`MediaEvent::Inactive`] after this long without RTP while we expect some
+    /// (our direction is sendrecv/recvonly and a remote address is known). Note that a peer
+    /// holding us with `sendonly` is expected to send (RFC 3264), but some phones send
+    /// nothing on hold; pick the timeout with that in mind. `Duration::ZERO` disables it.
     pub inactivity_timeout: Duration,
 }
 
@@ -574,7 +576,6 @@ mod tests {
     }
 
     fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
-        RtpSender::new(ssrc, seq, ts, pt).write_frame(payload, &mut Vec::new());
         let mut s = RtpSender::new(ssrc, seq, ts, pt);
         if marker {
             s.mark_next();
