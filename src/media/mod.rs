@@ -1,2 +1,21 @@
 //! Media: SDP offer/answer, G.711, prompts, RTP sessions and DTMF.
 //! Nothing here knows about SIP transactions or sockets' owners.
+//!
+//! Everything in this module is sans-IO: plain state machines and pure functions that are fed
+//! bytes and a `now: Instant` and hand back bytes, destinations, deadlines and events. The
+//! socket loop and timers live at the edge (`call::runner`), which keeps every timing rule
+//! here (20 ms packetisation, RFC 4733 loss recovery, RTP inactivity) testable with virtual
+//! time and no sockets.
+
+pub mod codec;
+pub mod dtmf;
+pub mod prompt;
+pub mod rtp;
+pub mod sdp;
+pub mod session;
+
+pub use codec::Codec;
+pub use dtmf::{DigitEvent, DigitSource, Rfc4733Decoder, parse_info_digit};
+pub use prompt::{Prompt, PromptCache, PromptError};
+pub use sdp::{Direction, LocalMedia, Negotiated, SdpError};
+pub use session::{MediaEvent, MediaSession, MediaStats, SessionParams};
