@@ -1,1 +1,223 @@
-//! app
+//! Builds and wires the service: prompts, SIP driver, call routing, HTTP. Exposes the
+//! bound ports (port 0 works in tests) and a draining shutdown.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::call::flow::required_prompts;
+use crate::call::ports::RtpPorts;
+use crate::call::{CallContext, CallLog, router};
+use crate::config::Settings;
+use crate::http;
+use crate::media::{PromptCache, PromptError};
+use crate::sip::transport::{self, Census, SipHandle};
+use crate::sip::{EndpointConfig, Timers};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Prompts(#[from] PromptError),
+    #[error("{dir}: prompt `{id}` is missing (the call flow needs it)")]
+    MissingPrompt { dir: PathBuf, id: String },
+    #[error("cannot bind {what} on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// What `tongdai check` validated.
+#[derive(Debug)]
+pub struct CheckReport {
+    pub prompts: usize,
+}
+
+/// Loads and validates everything that can be wrong before a socket is opened.
+pub fn check(settings: &Settings) -> Result<(PromptCache, CheckReport), AppError> {
+    let prompts = PromptCache::load_dir(&settings.prompts.dir)?;
+    for id in required_prompts() {
+        if !prompts.contains(&id) {
+            return Err(AppError::MissingPrompt {
+                dir: settings.prompts.dir.clone(),
+                id,
+            });
+        }
+    }
+    let report = CheckReport {
+        prompts: prompts.len(),
+    };
+    Ok((prompts, report))
+}
+
+/// The running service.
+pub struct App {
+    pub sip_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub calls: CallLog,
+    sip: SipHandle,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    driver: tokio::task::JoinHandle<()>,
+    http_task: tokio::task::JoinHandle<()>,
+    settings: Settings,
+}
+
+impl App {
+    pub async fn start(settings: Settings) -> Result<App, AppError> {
+        let (prompts, report) = check(&settings)?;
+        tracing::info!(prompts = report.prompts, dir = %settings.prompts.dir.display(), "prompts loaded");
+
+        let listen = settings.sip.listen;
+        let (udp, tcp) = transport::bind(listen).await.map_err(|source| AppError::Bind {
+            what: "SIP (UDP+TCP)",
+            addr: listen,
+            source,
+        })?;
+        let bound = udp.local_addr().map_err(|source| AppError::Bind {
+            what: "SIP",
+            addr: listen,
+            source,
+        })?;
+        let advertised_ip = settings.advertised_ip(bound);
+        let endpoint_cfg = EndpointConfig {
+            advertised: SocketAddr::new(advertised_ip, bound.port()),
+            timers: Timers {
+                t1: settings.sip.t1,
+                t2: settings.sip.t2,
+                t4: settings.sip.t4,
+            },
+            user_agent: settings.sip.user_agent.clone(),
+            max_legs: settings.sip.max_calls,
+        };
+
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let calls = CallLog::default();
+        let ports = Arc::new(RtpPorts::new(
+            listen.ip(),
+            settings.rtp.port_min,
+            settings.rtp.port_max,
+        ));
+        let numbers: HashSet<String> = settings.sip.service_numbers.iter().cloned().collect();
+
+        // The router needs the SIP handle (to answer) and the driver needs the router:
+        // hand the context to the router through a cell filled right after spawn.
+        let ctx_cell: Arc<std::sync::OnceLock<Arc<CallContext>>> = Arc::default();
+        let router_cell = ctx_cell.clone();
+        let router_tracker = tracker.clone();
+        let mut inner: Option<transport::Router> = None;
+        let lazy_router: transport::Router = Box::new(move |call| {
+            if inner.is_none() {
+                let Some(ctx) = router_cell.get() else {
+                    return Err(503);
+                };
+                inner = Some(router::router(
+                    ctx.clone(),
+                    numbers.clone(),
+                    ports.clone(),
+                    router_tracker.clone(),
+                ));
+            }
+            match inner.as_mut() {
+                Some(r) => r(call),
+                None => Err(503),
+            }
+        });
+        let (sip, driver) =
+            transport::spawn(endpoint_cfg, udp, tcp, lazy_router).map_err(|source| {
+                AppError::Bind {
+                    what: "SIP",
+                    addr: listen,
+                    source,
+                }
+            })?;
+        let ctx = Arc::new(CallContext {
+            sip: sip.clone(),
+            prompts,
+            log: calls.clone(),
+            advertised_ip,
+            answer_delay: settings.sip.answer_delay,
+            gather_timeout: settings.demo.gather_timeout,
+            inactivity_timeout: settings.rtp.inactivity_timeout,
+            shutdown: shutdown.clone(),
+            shutdown_grace: settings.shutdown.grace,
+        });
+        let _ = ctx_cell.set(ctx);
+
+        let http_listener = tokio::net::TcpListener::bind(settings.http.listen)
+            .await
+            .map_err(|source| AppError::Bind {
+                what: "HTTP",
+                addr: settings.http.listen,
+                source,
+            })?;
+        let http_addr = http_listener
+            .local_addr()
+            .map_err(|source| AppError::Bind {
+                what: "HTTP",
+                addr: settings.http.listen,
+                source,
+            })?;
+        let http_task = tokio::spawn(http::serve(
+            http_listener,
+            http::HttpState {
+                calls: calls.clone(),
+                sip: sip.clone(),
+            },
+            shutdown.clone(),
+        ));
+        tracing::info!(sip = %bound, advertised = %advertised_ip, http = %http_addr, "tongdai is up");
+        Ok(App {
+            sip_addr: bound,
+            http_addr,
+            calls,
+            sip,
+            shutdown,
+            tracker,
+            driver,
+            http_task,
+            settings,
+        })
+    }
+
+    pub async fn census(&self) -> Option<Census> {
+        self.sip.census().await
+    }
+
+    /// Drains and stops: new INVITEs get 503, calls in progress get `shutdown.grace` to
+    /// finish, then are hung up with BYE; we wait for those BYEs to be answered (bounded
+    /// by Timer F) before the sockets close.
+    pub async fn shutdown(self) {
+        tracing::info!(grace = ?self.settings.shutdown.grace, active = self.calls.active_count(), "draining");
+        self.sip.set_draining(true);
+        self.shutdown.cancel();
+        self.tracker.close();
+        let bound = self.settings.shutdown.grace + Duration::from_secs(5);
+        if tokio::time::timeout(bound, self.tracker.wait()).await.is_err() {
+            tracing::warn!("calls still running after the grace period");
+        }
+        let bye_wait = self.settings.sip.t1 * 64;
+        let _ = tokio::time::timeout(bye_wait, async {
+            loop {
+                match self.sip.census().await {
+                    Some(c) if c.legs > 0 => {
+                        tokio::time::sleep(Duration::from_millis(20)).await
+                    }
+                    _ => break,
+                }
+            }
+        })
+        .await;
+        self.sip.stop();
+        let _ = self.driver.await;
+        let _ = self.http_task.await;
+        tracing::info!("stopped");
+    }
+}

@@ -9,6 +9,7 @@
 pub mod app;
 pub mod call;
 pub mod config;
+pub mod http;
 pub mod media;
 pub mod sip;
 pub mod telemetry;

@@ -220,10 +220,11 @@ impl MediaSession {
     }
 
     /// Barge-in: stops the current prompt and drops the queue. Returns the stopped prompt's
-    /// id; no `PromptFinished` is emitted for it.
-    pub fn stop_playback(&mut self) -> Option<String> {
+    /// id and how many of its frames went out (the call record shows how much was heard);
+    /// no `PromptFinished` is emitted for it.
+    pub fn stop_playback(&mut self) -> Option<(String, u32)> {
         self.queue.clear();
-        self.playback.take().map(|p| p.prompt.id.clone())
+        self.playback.take().map(|p| (p.prompt.id.clone(), p.sent))
     }
 
     pub fn is_playing(&self) -> bool {
@@ -694,7 +695,7 @@ mod tests {
         );
         s.play(ms(t0, 210), tone("menu", 1000));
         s.enqueue(tone("more", 1000));
-        assert_eq!(s.stop_playback(), Some("menu".into()));
+        assert!(matches!(s.stop_playback(), Some((id, _)) if id == "menu"));
         assert_eq!(s.stop_playback(), None);
         assert!(!s.is_playing());
         run(&mut s, t0, 220, 300);

@@ -1,0 +1,106 @@
+//! RTP port allocation from `rtp.port_min..=rtp.port_max`.
+//!
+//! Even ports only (RFC 3550 §11: RTP on even, RTCP on the next odd). The kernel is the
+//! source of truth for what is free: we bind, and on EADDRINUSE try the next port, so two
+//! processes sharing one range cannot hand out the same port.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use tokio::net::UdpSocket;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    #[error("no free RTP port in {min}-{max}")]
+    Exhausted { min: u16, max: u16 },
+}
+
+/// A bound RTP socket; the port is free again when this is dropped.
+pub struct RtpPort {
+    socket: Arc<UdpSocket>,
+    port: u16,
+}
+
+impl RtpPort {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+    pub fn socket(&self) -> Arc<UdpSocket> {
+        self.socket.clone()
+    }
+}
+
+pub struct RtpPorts {
+    ip: IpAddr,
+    min: u16,
+    max: u16,
+    /// Round-robin cursor, so a just-released port is not reused at once (late packets
+    /// of the old call would land in the new one).
+    cursor: AtomicU32,
+}
+
+impl RtpPorts {
+    pub fn new(ip: IpAddr, min: u16, max: u16) -> Self {
+        let min = min + (min % 2);
+        RtpPorts {
+            ip,
+            min,
+            max,
+            cursor: AtomicU32::new(0),
+        }
+    }
+
+    fn slots(&self) -> u32 {
+        (u32::from(self.max.saturating_sub(self.min)) / 2) + 1
+    }
+
+    pub fn allocate(&self) -> Result<RtpPort, PortError> {
+        let slots = self.slots();
+        for _ in 0..slots {
+            let slot = self.cursor.fetch_add(1, Ordering::Relaxed) % slots;
+            let Ok(port) = u16::try_from(u32::from(self.min) + slot * 2) else {
+                continue;
+            };
+            if port > self.max {
+                continue;
+            }
+            let Ok(std_socket) = std::net::UdpSocket::bind(SocketAddr::new(self.ip, port)) else {
+                continue;
+            };
+            if std_socket.set_nonblocking(true).is_err() {
+                continue;
+            }
+            if let Ok(socket) = UdpSocket::from_std(std_socket) {
+                return Ok(RtpPort {
+                    socket: Arc::new(socket),
+                    port,
+                });
+            }
+        }
+        Err(PortError::Exhausted {
+            min: self.min,
+            max: self.max,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn allocates_even_ports_and_reports_exhaustion() {
+        let ports = RtpPorts::new("127.0.0.1".parse().unwrap(), 41001, 41006);
+        let a = ports.allocate().unwrap();
+        let b = ports.allocate().unwrap();
+        assert!(a.port() % 2 == 0 && b.port() % 2 == 0);
+        assert_ne!(a.port(), b.port());
+        let c = ports.allocate().unwrap();
+        // 41002, 41004, 41006 taken: the range is exhausted.
+        let err = ports.allocate().err().unwrap();
+        assert!(err.to_string().contains("41002-41006"), "{err}");
+        drop(c);
+        assert!(ports.allocate().is_ok(), "a released port is reusable");
+    }
+}

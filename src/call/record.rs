@@ -1,0 +1,162 @@
+//! Call records: one per call, kept in memory (recent calls) for the supervisors' view
+//! and the tests. The registration store persists them from the next milestone on.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::media::MediaStats;
+use crate::sip::LegId;
+
+/// One prompt the call played and how far it got.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct PromptPlay {
+    pub id: String,
+    pub frames_sent: u32,
+    /// False when barge-in, hangup or hold cut it short.
+    pub completed: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CallRecord {
+    pub call_id: String,
+    pub leg: LegId,
+    pub direction: &'static str,
+    pub caller: Option<String>,
+    pub called: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub started_at: SystemTime,
+    #[serde(with = "humantime_serde")]
+    pub answered_at: Option<SystemTime>,
+    #[serde(with = "humantime_serde")]
+    pub ended_at: Option<SystemTime>,
+    /// The final SIP status of the INVITE (200 when answered).
+    pub final_status: Option<u16>,
+    /// remote_bye, local_bye, cancelled, ack_timeout, rtp_timeout, shutdown, rejected.
+    pub end_reason: String,
+    pub digits: String,
+    pub prompts: Vec<PromptPlay>,
+    pub codec: Option<String>,
+    pub telephone_event_pt: Option<u8>,
+    pub reoffers: u32,
+    pub rtp_packets_sent: u64,
+    pub rtp_prompt_packets_sent: u64,
+    pub rtp_packets_received: u64,
+    pub dtmf_digits: u32,
+}
+
+impl CallRecord {
+    pub fn new(call_id: String, leg: LegId, caller: Option<String>, called: Option<String>) -> Self {
+        CallRecord {
+            call_id,
+            leg,
+            direction: "inbound",
+            caller,
+            called,
+            started_at: SystemTime::now(),
+            answered_at: None,
+            ended_at: None,
+            final_status: None,
+            end_reason: String::new(),
+            digits: String::new(),
+            prompts: Vec::new(),
+            codec: None,
+            telephone_event_pt: None,
+            reoffers: 0,
+            rtp_packets_sent: 0,
+            rtp_prompt_packets_sent: 0,
+            rtp_packets_received: 0,
+            dtmf_digits: 0,
+        }
+    }
+
+    pub fn absorb_media(&mut self, stats: &MediaStats) {
+        self.rtp_packets_sent = stats.packets_sent;
+        self.rtp_prompt_packets_sent = stats.prompt_packets_sent;
+        self.rtp_packets_received = stats.packets_received;
+        self.dtmf_digits = stats.digits;
+    }
+}
+
+/// Calls in progress and the most recent finished ones.
+#[derive(Clone, Default)]
+pub struct CallLog {
+    inner: Arc<Mutex<Inner>>,
+    changed: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct Inner {
+    active: HashMap<LegId, CallRecord>,
+    finished: VecDeque<CallRecord>,
+    finished_total: u64,
+}
+
+/// Finished records kept in memory.
+const KEEP_FINISHED: usize = 10_000;
+
+impl CallLog {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding this lock cannot leave it inconsistent (plain inserts).
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn upsert_active(&self, record: &CallRecord) {
+        self.lock().active.insert(record.leg, record.clone());
+        self.changed.notify_waiters();
+    }
+
+    pub fn finish(&self, record: CallRecord) {
+        {
+            let mut inner = self.lock();
+            inner.active.remove(&record.leg);
+            inner.finished.push_back(record);
+            inner.finished_total += 1;
+            while inner.finished.len() > KEEP_FINISHED {
+                inner.finished.pop_front();
+            }
+        }
+        self.changed.notify_waiters();
+    }
+
+    pub fn active(&self) -> Vec<CallRecord> {
+        self.lock().active.values().cloned().collect()
+    }
+
+    pub fn active_count(&self) -> usize {
+        self.lock().active.len()
+    }
+
+    pub fn finished(&self) -> Vec<CallRecord> {
+        self.lock().finished.iter().cloned().collect()
+    }
+
+    pub fn finished_total(&self) -> u64 {
+        self.lock().finished_total
+    }
+
+    /// The finished record of a Call-ID, if any.
+    pub fn find(&self, call_id: &str) -> Option<CallRecord> {
+        self.lock()
+            .finished
+            .iter()
+            .rev()
+            .find(|r| r.call_id == call_id)
+            .cloned()
+    }
+
+    /// Waits until `n` calls in total have finished (tests; bounded by the caller's
+    /// timeout).
+    pub async fn wait_finished(&self, n: u64) {
+        loop {
+            let notified = self.changed.notified();
+            if self.finished_total() >= n {
+                return;
+            }
+            notified.await;
+        }
+    }
+}

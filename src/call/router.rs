@@ -1,0 +1,61 @@
+//! Routing of new inbound calls: number → flow, offer → answer, or a rejection code.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+
+use super::ports::RtpPorts;
+use super::runner::{CallContext, run_inbound};
+use crate::media::SdpError;
+use crate::media::sdp;
+use crate::sip::transport::Router;
+use crate::sip::{IncomingCall, LegEvent};
+
+/// Builds the router closure the SIP driver calls for each new INVITE.
+pub fn router(
+    ctx: Arc<CallContext>,
+    service_numbers: HashSet<String>,
+    ports: Arc<RtpPorts>,
+    tracker: TaskTracker,
+) -> Router {
+    Box::new(move |call: &IncomingCall| {
+        let called = call.called.as_deref().unwrap_or("");
+        if !service_numbers.contains(called) {
+            tracing::info!(called, "INVITE for a number we do not serve: 404");
+            return Err(404);
+        }
+        let is_sdp = call
+            .content_type
+            .as_deref()
+            .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/sdp"));
+        if call.sdp.is_empty() || !is_sdp {
+            // Late offer (INVITE without SDP) is not supported by this IVR.
+            return Err(488);
+        }
+        let negotiated = match sdp::negotiate(&call.sdp) {
+            Ok(n) => n,
+            Err(SdpError::Malformed(e)) => {
+                tracing::info!(error = %e, "malformed SDP offer: 400");
+                return Err(400);
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "no acceptable media: 488");
+                return Err(488);
+            }
+        };
+        let port = match ports.allocate() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "refusing call: 503");
+                return Err(503);
+            }
+        };
+        let (tx, rx) = mpsc::unbounded_channel::<LegEvent>();
+        let ctx = ctx.clone();
+        let call = call.clone();
+        tracker.spawn(run_inbound(ctx, call, negotiated, port, rx));
+        Ok(tx)
+    })
+}
