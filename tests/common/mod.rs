@@ -199,3 +199,5 @@ pub fn prompt_frames(id: &str) -> u32 {
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+pub mod client;
