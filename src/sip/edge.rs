@@ -1157,3 +1157,501 @@ fn stateless_tag(parts: &[&str]) -> String {
     format!("td{hash:016x}")
 }
 
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use rsip::HeadersExt as _;
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    /// The RFC 4475 corpus: `$TONGDAI_RFC4475_DIR`, else `../shared/testdata/rfc4475`
+    /// next to the crate (where the team keeps shared test data).
+    pub(crate) fn corpus_dir() -> PathBuf {
+        std::env::var_os("TONGDAI_RFC4475_DIR").map_or_else(
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/rfc4475"),
+            PathBuf::from,
+        )
+    }
+
+    fn corpus() -> BTreeMap<String, Vec<u8>> {
+        let dir = corpus_dir();
+        let mut files = BTreeMap::new();
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{dir:?}: {e}")) {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "dat") {
+                let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+                files.insert(name, std::fs::read(&path).unwrap());
+            }
+        }
+        assert_eq!(files.len(), 49, "RFC 4475 has 49 messages");
+        files
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Expect {
+        Accept,
+        Drop,
+        Status(u16),
+    }
+
+    fn expectations() -> BTreeMap<String, Expect> {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/rfc4475/expected.toml");
+        let table: toml::Table = std::fs::read_to_string(path).unwrap().parse().unwrap();
+        table
+            .into_iter()
+            .map(|(name, v)| {
+                let e = match v.get("expect").unwrap() {
+                    toml::Value::String(s) if s == "accept" => Expect::Accept,
+                    toml::Value::String(s) if s == "drop" => Expect::Drop,
+                    toml::Value::Integer(i) => Expect::Status(u16::try_from(*i).unwrap()),
+                    other => panic!("{name}: bad expect {other:?}"),
+                };
+                assert!(v.get("note").and_then(|n| n.as_str()).is_some(), "{name}: note");
+                (name, e)
+            })
+            .collect()
+    }
+
+    /// The first raw value of `name` (long or compact) in a message.
+    fn raw_header(msg: &[u8], name: &str) -> Option<String> {
+        let end = find_head_end(msg, 0).map_or(msg.len(), |(e, _)| e);
+        lenient_headers(&msg[..end])
+            .into_iter()
+            .find(|h| h.is(name))
+            .map(|h| h.value)
+    }
+
+    fn parse_reply(reply: &[u8]) -> rsip::Response {
+        match rsip::SipMessage::try_from(reply) {
+            Ok(rsip::SipMessage::Response(r)) => r,
+            other => panic!("reply does not parse as a response: {other:?}"),
+        }
+    }
+
+    fn reply_header(resp: &rsip::Response, name: &str) -> Option<String> {
+        resp.headers
+            .iter()
+            .find(|h| h.name().eq_ignore_ascii_case(name))
+            .map(|h| h.value().to_string())
+    }
+
+    #[test]
+    fn rfc4475_corpus_matches_expectations() {
+        let files = corpus();
+        let expected = expectations();
+        for name in expected.keys() {
+            assert!(files.contains_key(name), "expectation for missing file {name}");
+        }
+        let mut failures = Vec::new();
+        for (name, bytes) in &files {
+            let Some(exp) = expected.get(name) else {
+                failures.push(format!("{name}: no expectation in expected.toml"));
+                continue;
+            };
+            let got = classify(bytes);
+            let ok = match (exp, &got) {
+                (Expect::Accept, Inbound::Request(_) | Inbound::Response(_)) => true,
+                (Expect::Drop, Inbound::Drop { .. }) => true,
+                (Expect::Status(s), Inbound::Reject { status, reply, .. }) if s == status => {
+                    let reply = reply.as_deref().expect("every corpus reject has Via and CSeq");
+                    let resp = parse_reply(reply);
+                    assert_eq!(resp.status_code.code(), *s, "{name}");
+                    for h in ["Call-ID", "CSeq"] {
+                        assert_eq!(raw_header(bytes, h), reply_header(&resp, h), "{name}: {h}");
+                    }
+                    let vias = resp.headers.iter().filter(|h| matches!(h, Header::Via(_)));
+                    assert!(vias.count() >= 1, "{name}: reply has Via");
+                    if let Some(to) = reply_header(&resp, "To") {
+                        assert!(to.contains("tag="), "{name}: To-tag in {to}");
+                    }
+                    true
+                }
+                _ => false,
+            };
+            if !ok {
+                failures.push(format!("{name}: expected {exp:?}, got {}", describe(&got)));
+            }
+        }
+        assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    }
+
+    fn describe(i: &Inbound) -> String {
+        match i {
+            Inbound::Request(r) => format!("Request({})", r.method),
+            Inbound::Response(r) => format!("Response({})", r.status_code.code()),
+            Inbound::KeepAlive => "KeepAlive".into(),
+            Inbound::Reject { status, reason, .. } => format!("Reject({status}: {reason})"),
+            Inbound::Drop { reason } => format!("Drop({reason})"),
+        }
+    }
+
+    #[test]
+    fn corpus_details() {
+        let files = corpus();
+        // dblreq: only the REGISTER, without the INVITE that follows in the datagram.
+        let Inbound::Request(r) = classify(&files["dblreq"]) else { panic!() };
+        assert_eq!(r.method, rsip::Method::Register);
+        assert!(r.body.is_empty());
+        // inv2543: no Content-Length over UDP -> the body is the rest of the datagram.
+        let Inbound::Request(r) = classify(&files["inv2543"]) else { panic!() };
+        assert_eq!(r.body.len(), 105);
+        // wsinv: folding and compact forms survive into rsip.
+        let Inbound::Request(r) = classify(&files["wsinv"]) else { panic!() };
+        let vias: Vec<_> = r.headers.iter().filter(|h| matches!(h, Header::Via(_))).collect();
+        assert_eq!(vias.len(), 2);
+        assert_eq!(vias[0].value(), "SIP / 2.0 /UDP 192.0.2.2;branch=390skdjuw".replace("SIP / 2.0", "SIP  /   2.0"));
+        assert!(r.headers.iter().any(|h| matches!(h, Header::Contact(_))));
+        assert_eq!(r.body.len(), 150);
+        // bext01: Unsupported lists the tags.
+        let Inbound::Reject { reply: Some(reply), .. } = classify(&files["bext01"]) else { panic!() };
+        let resp = parse_reply(&reply);
+        assert_eq!(
+            reply_header(&resp, "Unsupported").as_deref(),
+            Some("nothingSupportsThis, nothingSupportsThisEither")
+        );
+        // invut: Accept on the 415.
+        let Inbound::Reject { reply: Some(reply), .. } = classify(&files["invut"]) else { panic!() };
+        assert_eq!(reply_header(&parse_reply(&reply), "Accept").as_deref(), Some("application/sdp"));
+        // transports: every Via echoed, in order.
+        let Inbound::Request(req) = classify(&files["transports"]) else { panic!() };
+        let reply = reply_for_request(&req, &Rejection::bad("test")).unwrap();
+        let text = String::from_utf8(reply).unwrap();
+        let order: Vec<_> = ["t1", "t2", "t3", "t4", "t5"].iter().map(|h| text.find(h).unwrap()).collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
+    }
+
+    const INVITE: &str = "INVITE sip:9090@tongdai.example SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-a1\r\n\
+Via: SIP/2.0/UDP 192.0.2.9:5060;branch=z9hG4bK-a0\r\n\
+Max-Forwards: 70\r\n\
+From: \"Nguyen Van A\" <sip:0912345678@carrier.example>;tag=abc\r\n\
+To: <sip:9090@tongdai.example>\r\n\
+Call-ID: inv-1@192.0.2.1\r\n\
+CSeq: 10 INVITE\r\n\
+Contact: <sip:0912345678@192.0.2.1:5060>\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: 23\r\n\
+\r\n\
+v=0\r\no=- 1 1 IN IP4 x\r\n";
+
+    fn request(bytes: &[u8]) -> rsip::Request {
+        match classify(bytes) {
+            Inbound::Request(r) => r,
+            other => panic!("expected a request, got {}", describe(&other)),
+        }
+    }
+
+    fn reject(bytes: &[u8]) -> (u16, rsip::Response) {
+        match classify(bytes) {
+            Inbound::Reject { status, reply: Some(reply), .. } => (status, parse_reply(&reply)),
+            other => panic!("expected a reject with reply, got {}", describe(&other)),
+        }
+    }
+
+    #[test]
+    fn valid_invite_is_a_request() {
+        let r = request(INVITE.as_bytes());
+        assert_eq!(r.method, rsip::Method::Invite);
+        assert_eq!(r.body, b"v=0\r\no=- 1 1 IN IP4 x\r\n");
+    }
+
+    #[test]
+    fn keepalives() {
+        for k in [&b""[..], b"\r\n", b"\r\n\r\n", b"\n", b" \t \r\n"] {
+            assert_eq!(classify(k), Inbound::KeepAlive, "{k:?}");
+        }
+        // CRLFs before the start line are ignored (RFC 3261 §7.5).
+        let mut m = b"\r\n\r\n".to_vec();
+        m.extend_from_slice(INVITE.as_bytes());
+        request(&m);
+    }
+
+    #[test]
+    fn compact_headers_are_expanded() {
+        let m = "OPTIONS sip:9090@tongdai.example SIP/2.0\r\n\
+v: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK-c\r\n\
+f: <sip:a@example.com>;tag=1\r\n\
+T: <sip:9090@tongdai.example>\r\n\
+i: compact-1\r\n\
+CSeq: 1 OPTIONS\r\n\
+m: <sip:a@192.0.2.1>\r\n\
+u: dialog\r\n\
+k: timer\r\n\
+l: 0\r\n\r\n";
+        let r = request(m.as_bytes());
+        assert_eq!(r.call_id_header().unwrap().value(), "compact-1");
+        assert_eq!(r.from_header().unwrap().value(), "<sip:a@example.com>;tag=1");
+        assert_eq!(r.to_header().unwrap().value(), "<sip:9090@tongdai.example>");
+        assert_eq!(
+            r.via_header().unwrap().value(),
+            "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK-c"
+        );
+        assert!(r.contact_header().is_ok());
+        // `u` is not mapped by rsip: it must arrive as Allow-Events, not as "u".
+        assert!(r.headers.iter().any(|h| h.name() == "Allow-Events"));
+    }
+
+    #[test]
+    fn folded_headers_are_unfolded() {
+        let m = INVITE.replace(
+            "Call-ID: inv-1@192.0.2.1\r\n",
+            "Call-ID:\r\n   inv-1@192.0.2.1\r\nSubject: hello\r\n\t world\r\n",
+        );
+        let r = request(m.as_bytes());
+        assert_eq!(r.call_id_header().unwrap().value(), "inv-1@192.0.2.1");
+        let subject = r.headers.iter().find(|h| h.name() == "Subject").unwrap();
+        assert_eq!(subject.value(), "hello world");
+    }
+
+    #[test]
+    fn bare_lf_line_ends_are_tolerated() {
+        let m = INVITE.replace("\r\n", "\n").replace("Content-Length: 23", "Content-Length: 21");
+        let r = request(m.as_bytes());
+        assert_eq!(r.body, b"v=0\no=- 1 1 IN IP4 x\n");
+    }
+
+    #[test]
+    fn non_utf8_in_a_header_is_400_with_a_reply() {
+        let mut m = INVITE
+            .replace("Max-Forwards: 70\r\n", "Subject: \u{1}X\r\nMax-Forwards: 70\r\n")
+            .into_bytes();
+        let at = m.windows(2).position(|w| w == b"\x01X").unwrap();
+        m[at] = 0xff;
+        let (status, resp) = reject(&m);
+        assert_eq!(status, 400);
+        assert_eq!(reply_header(&resp, "Call-ID").as_deref(), Some("inv-1@192.0.2.1"));
+        assert_eq!(reply_header(&resp, "CSeq").as_deref(), Some("10 INVITE"));
+    }
+
+    #[test]
+    fn non_utf8_body_is_fine() {
+        let m = "MESSAGE sip:9090@tongdai.example SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK-b\r\n\
+From: <sip:a@example.com>;tag=1\r\nTo: <sip:9090@tongdai.example>\r\n\
+Call-ID: bin-1\r\nCSeq: 1 MESSAGE\r\nContent-Type: application/octet-stream\r\n\
+Content-Length: 4\r\n\r\n";
+        let mut bytes = m.as_bytes().to_vec();
+        bytes.extend_from_slice(&[0xff, 0x00, 0xfe, 0x80]);
+        assert_eq!(request(&bytes).body, vec![0xff, 0x00, 0xfe, 0x80]);
+    }
+
+    #[test]
+    fn content_length_short_long_missing() {
+        // Shorter: truncated, rest ignored (RFC 3261 §18.3).
+        let short = INVITE.replace("Content-Length: 23", "Content-Length: 4");
+        assert_eq!(request(short.as_bytes()).body, b"v=0\r");
+        // Longer than the datagram: 400.
+        let long = INVITE.replace("Content-Length: 23", "Content-Length: 24");
+        assert_eq!(reject(long.as_bytes()).0, 400);
+        // Missing over UDP: the rest of the datagram.
+        let missing = INVITE.replace("Content-Length: 23\r\n", "");
+        assert_eq!(request(missing.as_bytes()).body.len(), 23);
+        for bad in ["-1", "abc", "99999999999999999999", "1 2", ""] {
+            let m = INVITE.replace("Content-Length: 23", &format!("Content-Length: {bad}"));
+            assert_eq!(reject(m.as_bytes()).0, 400, "{bad:?}");
+        }
+        // Duplicates that agree are fine; that disagree are not.
+        let dup = INVITE.replace("Content-Length: 23", "Content-Length: 23\r\nl: 23");
+        request(dup.as_bytes());
+        let dup = INVITE.replace("Content-Length: 23", "Content-Length: 23\r\nl: 22");
+        assert_eq!(reject(dup.as_bytes()).0, 400);
+    }
+
+    #[test]
+    fn two_requests_in_one_datagram_keeps_the_first() {
+        let first = INVITE.replace("Content-Length: 23\r\n\r\nv=0\r\no=- 1 1 IN IP4 x\r\n", "Content-Length: 0\r\n\r\n");
+        let first = first.replace("Content-Type: application/sdp\r\n", "");
+        let both = format!("{first}{INVITE}");
+        let r = request(both.as_bytes());
+        assert!(r.body.is_empty());
+    }
+
+    #[test]
+    fn unknown_and_lowercase_methods_get_501() {
+        let m = INVITE.replace("INVITE sip", "FROBNICATE sip").replace("10 INVITE", "10 FROBNICATE");
+        let (status, resp) = reject(m.as_bytes());
+        assert_eq!(status, 501);
+        assert_eq!(reply_header(&resp, "CSeq").as_deref(), Some("10 FROBNICATE"));
+        // Methods are case-sensitive (RFC 3261 §7.1): rsip would read "invite" as INVITE.
+        let m = INVITE.replace("INVITE sip", "invite sip").replace("10 INVITE", "10 invite");
+        assert_eq!(reject(m.as_bytes()).0, 501);
+    }
+
+    #[test]
+    fn reply_shape() {
+        let m = INVITE.replace("Require", "X").replace("CSeq: 10 INVITE", "CSeq: 10 INVITE\r\nRequire: 100rel");
+        let Inbound::Reject { status: 420, reply: Some(reply), .. } = classify(m.as_bytes()) else {
+            panic!()
+        };
+        let text = String::from_utf8(reply.clone()).unwrap();
+        assert!(text.starts_with("SIP/2.0 420 Bad Extension\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-a1\r\nVia: SIP/2.0/UDP 192.0.2.9:5060;branch=z9hG4bK-a0\r\n"), "{text}");
+        assert!(text.contains("\r\nServer: tongdai\r\n"));
+        assert!(text.ends_with("Content-Length: 0\r\n\r\n"));
+        assert!(text.contains("Unsupported: 100rel\r\n"));
+        // Deterministic To-tag: a retransmission gets the same reply.
+        let Inbound::Reject { reply: Some(again), .. } = classify(m.as_bytes()) else { panic!() };
+        assert_eq!(reply, again);
+        // An existing To-tag is kept, not doubled.
+        let m = m.replace("To: <sip:9090@tongdai.example>", "To: <sip:9090@tongdai.example>;tag=xyz");
+        let (_, resp) = reject(m.as_bytes());
+        assert_eq!(reply_header(&resp, "To").as_deref(), Some("<sip:9090@tongdai.example>;tag=xyz"));
+    }
+
+    #[test]
+    fn no_via_or_no_cseq_means_no_reply() {
+        let m = INVITE.replace("Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-a1\r\nVia: SIP/2.0/UDP 192.0.2.9:5060;branch=z9hG4bK-a0\r\n", "");
+        assert!(matches!(classify(m.as_bytes()), Inbound::Reject { status: 400, reply: None, .. }));
+        let m = INVITE.replace("CSeq: 10 INVITE\r\n", "");
+        assert!(matches!(classify(m.as_bytes()), Inbound::Reject { status: 400, reply: None, .. }));
+    }
+
+    #[test]
+    fn bad_ack_is_dropped_not_answered() {
+        let m = INVITE.replace("INVITE sip", "ACK sip").replace("10 INVITE", "10 INVITE");
+        assert!(matches!(classify(m.as_bytes()), Inbound::Drop { .. }));
+        let ok = INVITE.replace("INVITE sip", "ACK sip").replace("10 INVITE", "10 ACK");
+        assert_eq!(request(ok.as_bytes()).method, rsip::Method::Ack);
+    }
+
+    #[test]
+    fn validation_rules() {
+        let base = request(INVITE.as_bytes());
+        let with = |from: &str, to: &str| {
+            let m = INVITE.replace(from, to);
+            validate_request(&request_unvalidated(&m))
+        };
+        assert_eq!(validate_request(&base), Ok(()));
+        assert_eq!(with("Max-Forwards: 70", "Max-Forwards: 0").unwrap_err().status, 483);
+        assert_eq!(with("Max-Forwards: 70", "Max-Forwards: 256").unwrap_err().status, 400);
+        assert_eq!(
+            with("Content-Type: application/sdp", "Content-Type: application/sdp\r\nContent-Encoding: gzip")
+                .unwrap_err()
+                .extra_headers,
+            vec![("Accept-Encoding".to_string(), "identity".to_string())]
+        );
+        assert_eq!(with("Content-Type: application/sdp", "Content-Type: text/plain").unwrap_err().status, 415);
+        assert_eq!(
+            with("Content-Type: application/sdp", "Content-Type: multipart/mixed;boundary=x").unwrap_err().status,
+            415
+        );
+        assert_eq!(with("Call-ID: inv-1@192.0.2.1\r\n", "").unwrap_err().status, 400);
+        assert_eq!(with("sip:9090@tongdai.example SIP", "tel:9090 SIP"), Ok(()));
+        // Require is never a reason to reject CANCEL.
+        let cancel = INVITE
+            .replace("INVITE sip", "CANCEL sip")
+            .replace("10 INVITE", "10 CANCEL\r\nRequire: foo")
+            .replace("Content-Type: application/sdp\r\nContent-Length: 23\r\n\r\nv=0\r\no=- 1 1 IN IP4 x\r\n", "Content-Length: 0\r\n\r\n");
+        assert_eq!(validate_request(&request_unvalidated(&cancel)), Ok(()));
+    }
+
+    /// Parses with rsip after edge normalisation but without validation.
+    fn request_unvalidated(m: &str) -> rsip::Request {
+        rsip::Request::try_from(m).unwrap()
+    }
+
+    #[test]
+    fn garbage_is_dropped() {
+        for g in [&b"hello world"[..], b"\x00\x01\x02", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"SIP/2.0", b"\xff\xfe\r\n\r\n"] {
+            assert!(matches!(classify(g), Inbound::Drop { .. }), "{g:?}");
+        }
+    }
+
+    #[test]
+    fn every_prefix_of_an_invite_is_safe_and_incomplete() {
+        let full = INVITE.as_bytes();
+        for n in 0..full.len() {
+            match classify(&full[..n]) {
+                Inbound::Request(_) => panic!("prefix of {n} bytes became a request"),
+                Inbound::Reject { status, .. } => assert_eq!(status, 400),
+                _ => {}
+            }
+        }
+        request(full);
+    }
+
+    #[test]
+    fn oversized_input() {
+        let mut m = INVITE.replace("Content-Length: 23", &format!("Content-Length: {}", MAX_DATAGRAM)).into_bytes();
+        m.truncate(m.len() - 23);
+        m.resize(m.len() + MAX_DATAGRAM, b'a');
+        let (status, _) = reject(&m);
+        assert_eq!(status, 513);
+        let mut garbage = vec![b'x'; MAX_DATAGRAM * 2];
+        garbage[10] = b'\n';
+        assert!(matches!(classify(&garbage), Inbound::Drop { .. }));
+    }
+
+    /// Deterministic mutation fuzzing from the torture corpus: no input may
+    /// panic, every reply must be a parseable response, every Request must
+    /// re-validate, and bytes without a SIP-Version are never answered.
+    #[test]
+    fn mutated_corpus_never_panics() {
+        let mut seed: u64 = 0x4475_9090_dead_beef;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let files: Vec<Vec<u8>> = corpus().into_values().chain([INVITE.as_bytes().to_vec()]).collect();
+        let specials = b"\r\n \t:;,<>\"\\%@=?\x00\xff\xc3";
+        let mut cases = 0;
+        for round in 0..250 {
+            for (i, original) in files.iter().enumerate() {
+                let mut m = original.clone();
+                let edits = (next() % 6) + 1;
+                for _ in 0..edits {
+                    let len = m.len().max(1);
+                    let at = (next() as usize) % len;
+                    match next() % 7 {
+                        0 => { if at < m.len() { m[at] = next() as u8; } }
+                        1 => m.insert(at.min(m.len()), specials[(next() as usize) % specials.len()]),
+                        2 => { if at < m.len() { m.remove(at); } }
+                        3 => m.truncate(at),
+                        4 => {
+                            let other = &files[(next() as usize) % files.len()];
+                            let from = (next() as usize) % other.len().max(1);
+                            let to = (from + (next() as usize) % 200).min(other.len());
+                            let tail = m.split_off(at.min(m.len()));
+                            m.extend_from_slice(&other[from..to]);
+                            m.extend_from_slice(&tail);
+                        }
+                        5 => { if at < m.len() { m[at] = m[at].to_ascii_lowercase(); } }
+                        _ => {
+                            let end = (at + (next() as usize) % 40).min(m.len());
+                            let chunk = m[at.min(end)..end].to_vec();
+                            m.splice(at.min(m.len())..at.min(m.len()), chunk);
+                        }
+                    }
+                }
+                cases += 1;
+                check_invariants(&m, &format!("round {round} file {i}"));
+            }
+        }
+        // Pure random bytes.
+        for _ in 0..2000 {
+            let len = (next() % 300) as usize;
+            let m: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            cases += 1;
+            check_invariants(&m, "random");
+            if !m.windows(4).any(|w| w.eq_ignore_ascii_case(b"SIP/")) {
+                assert!(!matches!(classify(&m), Inbound::Reject { .. }), "garbage answered: {m:?}");
+            }
+        }
+        assert!(cases > 10_000);
+    }
+
+    fn check_invariants(m: &[u8], what: &str) {
+        match classify(m) {
+            Inbound::Reject { reply: Some(reply), status, .. } => {
+                let resp = parse_reply(&reply);
+                assert_eq!(resp.status_code.code(), status, "{what}");
+            }
+            Inbound::Request(r) => {
+                assert_eq!(validate_request(&r), Ok(()), "{what}");
+            }
+            _ => {}
+        }
+    }
+}
