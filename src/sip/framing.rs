@@ -231,7 +231,9 @@ l: {}\r\n\r\n{body}",
         }
         assert_eq!(got, vec![OPTIONS.to_vec(), msg]);
         assert_eq!(f.buffered(), 0);
-        assert!(matches!(classify(&got[1]), Inbound::Request(r) if r.body == b"hello\r\n\r\nworld"));
+        assert!(
+            matches!(classify(&got[1]), Inbound::Request(r) if r.body == b"hello\r\n\r\nworld")
+        );
     }
 
     #[test]
@@ -284,12 +286,19 @@ l: {}\r\n\r\n{body}",
 
     #[test]
     fn bad_and_conflicting_content_length() {
-        for cl in ["Content-Length: -1", "Content-Length: x", "l: 5\r\nContent-Length: 6"] {
+        for cl in [
+            "Content-Length: -1",
+            "Content-Length: x",
+            "l: 5\r\nContent-Length: 6",
+        ] {
             let text = String::from_utf8_lossy(OPTIONS).replace("Content-Length: 0", cl);
             let mut f = StreamFramer::new(1024);
             f.push(text.as_bytes());
             assert!(
-                matches!(f.next_message(), Err(FramingError::BadContentLength { reply: Some(_) })),
+                matches!(
+                    f.next_message(),
+                    Err(FramingError::BadContentLength { reply: Some(_) })
+                ),
                 "{cl}"
             );
         }
@@ -349,13 +358,8 @@ l: {}\r\n\r\n{body}",
                 let end = (pos + n).min(all.len());
                 f.push(&all[pos..end]);
                 pos = end;
-                loop {
-                    match f.next_message() {
-                        Ok(Some(m)) => {
-                            let _ = classify(&m);
-                        }
-                        Ok(None) | Err(_) => break,
-                    }
+                while let Ok(Some(m)) = f.next_message() {
+                    let _ = classify(&m);
                 }
             }
         }
