@@ -364,4 +364,62 @@ l: {}\r\n\r\n{body}",
             }
         }
     }
+
+    /// Each RFC 4475 file sent alone on a fresh TCP connection: what the framer
+    /// makes of it (the `tcp` entries of tests/data/rfc4475/expected.toml).
+    #[test]
+    fn corpus_over_a_stream() {
+        let dir = crate::sip::edge::tests::corpus_dir();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "dat") {
+                continue;
+            }
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            let bytes = std::fs::read(&path).unwrap();
+            let mut f = StreamFramer::new(64 * 1024);
+            f.push(&bytes);
+            let mut messages = Vec::new();
+            let outcome = loop {
+                match f.next_message() {
+                    Ok(Some(m)) => messages.push(m),
+                    other => break other,
+                }
+            };
+            match name.as_str() {
+                // Content-Length 9999: the framer keeps waiting for the body.
+                "clerr" => assert_eq!((messages.len(), outcome), (0, Ok(None)), "{name}"),
+                "inv2543" => assert!(
+                    matches!(
+                        outcome,
+                        Err(FramingError::MissingContentLength { reply: Some(_) })
+                    ),
+                    "{name}"
+                ),
+                "mcl01" | "ncl" => assert!(
+                    matches!(
+                        outcome,
+                        Err(FramingError::BadContentLength { reply: Some(_) })
+                    ),
+                    "{name}"
+                ),
+                // On a stream the INVITE after the REGISTER is simply the next message.
+                "dblreq" => {
+                    assert_eq!(messages.len(), 2, "{name}");
+                    assert!(messages[1].starts_with(b"INVITE "));
+                }
+                _ => {
+                    assert_eq!(messages.len(), 1, "{name}: {outcome:?}");
+                    assert_eq!(outcome, Ok(None), "{name}");
+                    assert_eq!(f.buffered(), 0, "{name}: trailing bytes");
+                    // Framed alone, the message classifies as it does over UDP.
+                    assert_eq!(
+                        crate::sip::edge::classify(&messages[0]),
+                        crate::sip::edge::classify(&bytes),
+                        "{name}"
+                    );
+                }
+            }
+        }
+    }
 }
