@@ -75,11 +75,13 @@ impl App {
         tracing::info!(prompts = report.prompts, dir = %settings.prompts.dir.display(), "prompts loaded");
 
         let listen = settings.sip.listen;
-        let (udp, tcp) = transport::bind(listen).await.map_err(|source| AppError::Bind {
-            what: "SIP (UDP+TCP)",
-            addr: listen,
-            source,
-        })?;
+        let (udp, tcp) = transport::bind(listen)
+            .await
+            .map_err(|source| AppError::Bind {
+                what: "SIP (UDP+TCP)",
+                addr: listen,
+                source,
+            })?;
         let bound = udp.local_addr().map_err(|source| AppError::Bind {
             what: "SIP",
             addr: listen,
@@ -200,16 +202,17 @@ impl App {
         self.shutdown.cancel();
         self.tracker.close();
         let bound = self.settings.shutdown.grace + Duration::from_secs(5);
-        if tokio::time::timeout(bound, self.tracker.wait()).await.is_err() {
+        if tokio::time::timeout(bound, self.tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("calls still running after the grace period");
         }
         let bye_wait = self.settings.sip.t1 * 64;
         let _ = tokio::time::timeout(bye_wait, async {
             loop {
                 match self.sip.census().await {
-                    Some(c) if c.legs > 0 => {
-                        tokio::time::sleep(Duration::from_millis(20)).await
-                    }
+                    Some(c) if c.legs > 0 => tokio::time::sleep(Duration::from_millis(20)).await,
                     _ => break,
                 }
             }

@@ -142,10 +142,7 @@ impl Settings {
         if env.is_some() {
             environment = environment.source(env);
         }
-        let settings: Settings = builder
-            .add_source(environment)
-            .build()?
-            .try_deserialize()?;
+        let settings: Settings = builder.add_source(environment).build()?.try_deserialize()?;
         settings.validate()?;
         Ok(settings)
     }
@@ -184,10 +181,7 @@ impl Settings {
             return invalid("sip.max_calls", "must be at least 1");
         }
         if self.rtp.port_min > self.rtp.port_max || self.rtp.port_min < 1024 {
-            return invalid(
-                "rtp.port_min",
-                "must be >= 1024 and not above rtp.port_max",
-            );
+            return invalid("rtp.port_min", "must be >= 1024 and not above rtp.port_max");
         }
         if self.rtp.port_max - self.rtp.port_min < 1 {
             return invalid("rtp.port_max", "the range must hold at least one even port");
@@ -247,7 +241,11 @@ mod tests {
     fn env_overrides_file_overrides_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("t.toml");
-        std::fs::write(&file, "[sip]\nlisten = \"127.0.0.1:5070\"\nt1 = \"100ms\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "[sip]\nlisten = \"127.0.0.1:5070\"\nt1 = \"100ms\"\n",
+        )
+        .unwrap();
         let env = HashMap::from([
             ("TONGDAI__SIP__T1".to_string(), "50ms".to_string()),
             ("TONGDAI__LOG__FORMAT".to_string(), "json".to_string()),
@@ -269,23 +267,30 @@ mod tests {
         assert!(err.to_string().contains("listen_typo"), "{err}");
         let err = Settings::from_toml_overrides("[nosuch]\nx = 1\n").unwrap_err();
         assert!(err.to_string().contains("nosuch"), "{err}");
-        let err = Settings::from_toml_overrides("[sip]\nlisten = \"not an address\"\n").unwrap_err();
-        assert!(err.to_string().contains("listen") || err.to_string().contains("address"), "{err}");
+        let err =
+            Settings::from_toml_overrides("[sip]\nlisten = \"not an address\"\n").unwrap_err();
+        assert!(
+            err.to_string().contains("listen") || err.to_string().contains("address"),
+            "{err}"
+        );
         let err = Settings::from_toml_overrides("[log]\nformat = \"xml\"\n").unwrap_err();
         assert!(err.to_string().contains("xml"), "{err}");
         let err = Settings::from_toml_overrides("[rtp]\nport_min = 30000\nport_max = 20000\n")
             .unwrap_err();
         assert!(err.to_string().contains("rtp.port_min"), "{err}");
         let err = Settings::from_toml_overrides("[sip]\nt1 = \"fast\"\n").unwrap_err();
-        assert!(err.to_string().contains("t1") || err.to_string().contains("fast"), "{err}");
+        assert!(
+            err.to_string().contains("t1") || err.to_string().contains("fast"),
+            "{err}"
+        );
         let env = HashMap::from([("TONGDAI__SIP__NOPE".to_string(), "1".to_string())]);
         assert!(Settings::load_with_env(None, Some(env)).is_err());
     }
 
     #[test]
     fn missing_config_file_is_named() {
-        let err = Settings::load_with_env(Some(Path::new("/nonexistent/x.toml")), None)
-            .unwrap_err();
+        let err =
+            Settings::load_with_env(Some(Path::new("/nonexistent/x.toml")), None).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/x.toml"));
     }
 }

@@ -17,7 +17,11 @@ pub struct HttpState {
     pub sip: SipHandle,
 }
 
-pub async fn serve(listener: tokio::net::TcpListener, state: HttpState, shutdown: CancellationToken) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: HttpState,
+    shutdown: CancellationToken,
+) {
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
@@ -34,7 +38,10 @@ pub async fn serve(listener: tokio::net::TcpListener, state: HttpState, shutdown
 async fn ready(State(state): State<HttpState>) -> (axum::http::StatusCode, &'static str) {
     match state.sip.census().await {
         Some(_) => (axum::http::StatusCode::OK, "ready\n"),
-        None => (axum::http::StatusCode::SERVICE_UNAVAILABLE, "sip not running\n"),
+        None => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "sip not running\n",
+        ),
     }
 }
 

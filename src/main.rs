@@ -9,7 +9,11 @@ use tongdai::app::{self, App};
 use tongdai::config::Settings;
 
 #[derive(Parser)]
-#[command(name = "tongdai", version, about = "9090 call-center service (tổng đài)")]
+#[command(
+    name = "tongdai",
+    version,
+    about = "9090 call-center service (tổng đài)"
+)]
 struct Cli {
     /// Configuration file (TOML) layered over the built-in defaults.
     #[arg(long, global = true)]

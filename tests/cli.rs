@@ -45,7 +45,12 @@ fn prompts_with(replace: &str, rate: u32, channels: u16, bits: u16) -> tempfile:
         let entry = entry.expect("entry");
         std::fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy");
     }
-    write_wav(&dir.path().join(format!("{replace}.wav")), rate, channels, bits);
+    write_wav(
+        &dir.path().join(format!("{replace}.wav")),
+        rate,
+        channels,
+        bits,
+    );
     dir
 }
 
@@ -70,7 +75,10 @@ fn check_names_a_prompt_with_the_wrong_format() {
         );
         assert!(!ok, "must refuse: {out}");
         assert!(out.contains("goodbye.wav"), "names the file: {out}");
-        assert!(out.to_lowercase().contains(words), "says what is wrong: {out}");
+        assert!(
+            out.to_lowercase().contains(words),
+            "says what is wrong: {out}"
+        );
     }
 }
 
@@ -98,7 +106,10 @@ fn serve_refuses_to_start_on_a_bad_prompt() {
         ],
     );
     assert!(!ok);
-    assert!(out.contains("demo_welcome.wav") && out.contains("16000"), "{out}");
+    assert!(
+        out.contains("demo_welcome.wav") && out.contains("16000"),
+        "{out}"
+    );
 }
 
 #[test]

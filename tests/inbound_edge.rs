@@ -25,7 +25,10 @@ async fn missing_ack_retransmits_200_then_hangs_up_with_bye() {
             break m;
         }
     };
-    assert!(retransmissions >= 5, "2xx retransmitted until Timer H ({retransmissions})");
+    assert!(
+        retransmissions >= 5,
+        "2xx retransmitted until Timer H ({retransmissions})"
+    );
     c.answer_bye(&bye).await;
     let calls = svc.wait_calls(1).await;
     assert_eq!(calls[0].end_reason, "ack_timeout");
@@ -34,7 +37,9 @@ async fn missing_ack_retransmits_200_then_hangs_up_with_bye() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_caller_is_hung_up_after_rtp_inactivity() {
-    let svc = Service::start("[rtp]\ninactivity_timeout = \"1s\"\n[demo]\ngather_timeout = \"60s\"\n").await;
+    let svc =
+        Service::start("[rtp]\ninactivity_timeout = \"1s\"\n[demo]\ngather_timeout = \"60s\"\n")
+            .await;
     let mut c = Client::new(svc.sip_addr()).await;
     c.call_until_200().await;
     c.ack().await;
@@ -69,11 +74,18 @@ async fn prompt_rtp_has_correct_sequence_timestamps_ssrc_and_marker() {
     // Silence may precede the ACK; the prompt's talkspurt starts with the marker bit.
     let first = packets[0];
     assert!(packets.iter().all(|p| p.pt == 8));
-    let start = packets.iter().position(|p| p.marker).expect("a marked packet");
+    let start = packets
+        .iter()
+        .position(|p| p.marker)
+        .expect("a marked packet");
     assert!(packets.len() - start >= frames, "the whole welcome prompt");
     for w in packets.windows(2) {
         assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "sequence +1");
-        assert_eq!(w[1].ts, w[0].ts.wrapping_add(160), "timestamp +160 per 20 ms");
+        assert_eq!(
+            w[1].ts,
+            w[0].ts.wrapping_add(160),
+            "timestamp +160 per 20 ms"
+        );
         assert_eq!(w[1].ssrc, first.ssrc, "one SSRC");
         assert_eq!(w[1].payload_len, 160);
     }
@@ -86,10 +98,11 @@ async fn prompt_rtp_has_correct_sequence_timestamps_ssrc_and_marker() {
 
 /// Bytes no SIP element should choke on.
 fn hostile_datagrams() -> Vec<Vec<u8>> {
-    let valid = b"INVITE sip:9090@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKx\r\n\
+    let valid =
+        b"INVITE sip:9090@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKx\r\n\
 From: <sip:a@b>;tag=1\r\nTo: <sip:9090@127.0.0.1>\r\nCall-ID: hostile\r\nCSeq: 1 INVITE\r\n\
 Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-        .to_vec();
+            .to_vec();
     let mut out = vec![
         Vec::new(),
         b"\r\n\r\n".to_vec(),
@@ -106,8 +119,16 @@ Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     }
     let mut bad_cl = valid.clone();
     bad_cl.extend_from_slice(b"trailing junk");
-    out.push(String::from_utf8_lossy(&valid).replace("Content-Length: 0", "Content-Length: 999").into_bytes());
-    out.push(String::from_utf8_lossy(&valid).replace("Content-Length: 0", "Content-Length: -5").into_bytes());
+    out.push(
+        String::from_utf8_lossy(&valid)
+            .replace("Content-Length: 0", "Content-Length: 999")
+            .into_bytes(),
+    );
+    out.push(
+        String::from_utf8_lossy(&valid)
+            .replace("Content-Length: 0", "Content-Length: -5")
+            .into_bytes(),
+    );
     out.push(bad_cl);
     let mut non_utf8 = valid.clone();
     non_utf8[40] = 0xc3;
@@ -141,9 +162,23 @@ async fn hostile_udp_and_tcp_bytes_do_not_stop_the_service() {
     }
     assert!(got_501, "unknown method answered 501");
     // And a normal call still completes, over UDP and over TCP.
-    let run = sipp("after_garbage_udp", "uac_no_digit.xml", svc.sip_addr(), Transport::Udp, &[]).await;
+    let run = sipp(
+        "after_garbage_udp",
+        "uac_no_digit.xml",
+        svc.sip_addr(),
+        Transport::Udp,
+        &[],
+    )
+    .await;
     assert!(run.ok(), "{}", run.explain());
-    let run = sipp("after_garbage_tcp", "uac_no_digit.xml", svc.sip_addr(), Transport::Tcp, &[]).await;
+    let run = sipp(
+        "after_garbage_tcp",
+        "uac_no_digit.xml",
+        svc.sip_addr(),
+        Transport::Tcp,
+        &[],
+    )
+    .await;
     assert!(run.ok(), "{}", run.explain());
     let calls = svc.wait_calls(2).await;
     assert!(calls.iter().all(|r| r.end_reason == "local_bye"));
@@ -151,7 +186,8 @@ async fn hostile_udp_and_tcp_bytes_do_not_stop_the_service() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_refuses_new_calls_and_hangs_up_active_ones_after_grace() {
-    let svc = Service::start("[shutdown]\ngrace = \"1s\"\n[demo]\ngather_timeout = \"60s\"\n").await;
+    let svc =
+        Service::start("[shutdown]\ngrace = \"1s\"\n[demo]\ngather_timeout = \"60s\"\n").await;
     let mut c = Client::new(svc.sip_addr()).await;
     c.call_until_200().await;
     c.ack().await;
@@ -161,14 +197,19 @@ async fn shutdown_refuses_new_calls_and_hangs_up_active_ones_after_grace() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     // A new INVITE while draining: 503 with Retry-After.
     let late = Client::new(addr).await;
-    late.send(&late.invite("9090", "late", &sdp(late.rtp_port(), ""))).await;
+    late.send(&late.invite("9090", "late", &sdp(late.rtp_port(), "")))
+        .await;
     let refused = late
-        .expect(Duration::from_secs(5), |m| m.status().is_some_and(|s| s >= 200))
+        .expect(Duration::from_secs(5), |m| {
+            m.status().is_some_and(|s| s >= 200)
+        })
         .await;
     assert_eq!(refused.status(), Some(503), "{}", refused.0);
     assert!(refused.header("Retry-After").is_some());
     // The active call is hung up when the grace period ends.
-    let bye = c.expect(Duration::from_secs(10), |m| m.is_request("BYE")).await;
+    let bye = c
+        .expect(Duration::from_secs(10), |m| m.is_request("BYE"))
+        .await;
     c.answer_bye(&bye).await;
     tokio::time::timeout(Duration::from_secs(10), stopping)
         .await

@@ -17,7 +17,11 @@ fn assert_played_whole(record: &tongdai::call::CallRecord, ids: &[&str]) {
             .find(|p| p.id == *id)
             .unwrap_or_else(|| panic!("{id} not played: {:?}", record.prompts));
         assert!(play.completed, "{id} cut short: {play:?}");
-        assert_eq!(play.frames_sent, prompt_frames(id), "{id}: every 20 ms frame sent");
+        assert_eq!(
+            play.frames_sent,
+            prompt_frames(id),
+            "{id}: every 20 ms frame sent"
+        );
     }
 }
 
@@ -35,11 +39,17 @@ async fn rfc4733_call(name: &str, transport: Transport) {
     let calls = svc.wait_calls(1).await;
     let call = &calls[0];
     assert_eq!(call.digits, "5", "{call:?}");
-    assert_eq!(call.dtmf_digits, 1, "decoded once despite the 3 redundant end packets");
+    assert_eq!(
+        call.dtmf_digits, 1,
+        "decoded once despite the 3 redundant end packets"
+    );
     assert_eq!(call.telephone_event_pt, Some(101));
     assert_eq!(call.codec.as_deref(), Some("PCMU"));
     assert_eq!(call.final_status, Some(200));
-    assert_eq!(call.end_reason, "local_bye", "the service hung up: {call:?}");
+    assert_eq!(
+        call.end_reason, "local_bye",
+        "the service hung up: {call:?}"
+    );
     // Barge-in: the welcome was cut by the key, then the read-back played in full.
     assert_eq!(
         prompt_ids(call),
@@ -76,7 +86,10 @@ async fn sip_info_digit_is_read_back() {
     assert_eq!(call.dtmf_digits, 0, "no RFC 4733 digit: it came by INFO");
     assert_eq!(call.end_reason, "local_bye");
     let ids = prompt_ids(call);
-    assert_eq!(ids[ids.len() - 3..], ["demo_you_pressed", "digit_7", "goodbye"]);
+    assert_eq!(
+        ids[ids.len() - 3..],
+        ["demo_you_pressed", "digit_7", "goodbye"]
+    );
     assert_played_whole(call, &["demo_you_pressed", "digit_7", "goodbye"]);
     assert!(run.messages.contains("SIP/2.0 200 OK"), "INFO answered");
 }
@@ -84,7 +97,14 @@ async fn sip_info_digit_is_read_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_before_answer_gets_487() {
     let svc = Service::start("[sip]\nanswer_delay = \"3s\"\n").await;
-    let run = sipp("cancel", "uac_cancel.xml", svc.sip_addr(), Transport::Udp, &[]).await;
+    let run = sipp(
+        "cancel",
+        "uac_cancel.xml",
+        svc.sip_addr(),
+        Transport::Udp,
+        &[],
+    )
+    .await;
     assert!(run.ok(), "{}", run.explain());
     assert!(run.messages.contains("SIP/2.0 487 Request Terminated"));
     let calls = svc.wait_calls(1).await;
@@ -123,7 +143,14 @@ async fn caller_hangs_up_mid_prompt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_hangs_up_after_no_input() {
     let svc = Service::start("[demo]\ngather_timeout = \"1s\"\n").await;
-    let run = sipp("no_digit", "uac_no_digit.xml", svc.sip_addr(), Transport::Udp, &[]).await;
+    let run = sipp(
+        "no_digit",
+        "uac_no_digit.xml",
+        svc.sip_addr(),
+        Transport::Udp,
+        &[],
+    )
+    .await;
     assert!(run.ok(), "{}", run.explain());
     let calls = svc.wait_calls(1).await;
     let call = &calls[0];
@@ -169,13 +196,30 @@ async fn unknown_number_gets_404_and_no_codec_gets_488_and_options_200() {
     assert!(run.ok(), "{}", run.explain());
     assert!(run.messages.contains("SIP/2.0 404 Not Found"));
 
-    let run = sipp("no_codec", "uac_no_codec.xml", svc.sip_addr(), Transport::Udp, &[]).await;
+    let run = sipp(
+        "no_codec",
+        "uac_no_codec.xml",
+        svc.sip_addr(),
+        Transport::Udp,
+        &[],
+    )
+    .await;
     assert!(run.ok(), "{}", run.explain());
     assert!(run.messages.contains("SIP/2.0 488 Not Acceptable Here"));
 
-    let run = sipp("options", "uac_options.xml", svc.sip_addr(), Transport::Tcp, &[]).await;
+    let run = sipp(
+        "options",
+        "uac_options.xml",
+        svc.sip_addr(),
+        Transport::Tcp,
+        &[],
+    )
+    .await;
     assert!(run.ok(), "{}", run.explain());
-    assert!(run.messages.contains("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"));
+    assert!(
+        run.messages
+            .contains("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO")
+    );
 
     // None of these became a call.
     assert_eq!(svc.app.calls.finished_total(), 0);

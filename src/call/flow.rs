@@ -45,10 +45,15 @@ pub fn digit_prompt(digit: char) -> String {
 
 /// Prompt ids this flow can ask for (checked at start-up).
 pub fn required_prompts() -> Vec<String> {
-    let mut ids: Vec<String> = ["demo_welcome", "demo_you_pressed", "demo_no_input", "goodbye"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut ids: Vec<String> = [
+        "demo_welcome",
+        "demo_you_pressed",
+        "demo_no_input",
+        "goodbye",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     ids.extend("0123456789*#ABCD".chars().map(digit_prompt));
     ids
 }

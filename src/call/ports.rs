@@ -94,7 +94,7 @@ mod tests {
         let ports = RtpPorts::new("127.0.0.1".parse().unwrap(), 41001, 41006);
         let a = ports.allocate().unwrap();
         let b = ports.allocate().unwrap();
-        assert!(a.port() % 2 == 0 && b.port() % 2 == 0);
+        assert!(a.port().is_multiple_of(2) && b.port().is_multiple_of(2));
         assert_ne!(a.port(), b.port());
         let c = ports.allocate().unwrap();
         // 41002, 41004, 41006 taken: the range is exhausted.

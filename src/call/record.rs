@@ -49,7 +49,12 @@ pub struct CallRecord {
 }
 
 impl CallRecord {
-    pub fn new(call_id: String, leg: LegId, caller: Option<String>, called: Option<String>) -> Self {
+    pub fn new(
+        call_id: String,
+        leg: LegId,
+        caller: Option<String>,
+        called: Option<String>,
+    ) -> Self {
         CallRecord {
             call_id,
             leg,

@@ -230,7 +230,10 @@ impl InboundCall {
                         if let Some(media) = self.media.as_mut() {
                             media.update(t, params);
                         }
-                        tracing::info!(direction = self.negotiated.local_direction.as_str(), "re-INVITE answered");
+                        tracing::info!(
+                            direction = self.negotiated.local_direction.as_str(),
+                            "re-INVITE answered"
+                        );
                         self.ctx.sip.command(Command::AnswerReoffer {
                             leg: self.leg,
                             sdp: answer.into_bytes(),
@@ -246,7 +249,10 @@ impl InboundCall {
                 }
             }
             LegEvent::Info {
-                content_type, body, at, ..
+                content_type,
+                body,
+                at,
+                ..
             } => {
                 if let Some((digit, _)) = parse_info_digit(&content_type, &body) {
                     self.on_digit(at, digit, "info");

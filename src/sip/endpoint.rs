@@ -111,10 +111,15 @@ pub enum EndReason {
 pub enum LegEvent {
     Incoming(IncomingCall),
     /// ACK for our 2xx: media may flow both ways.
-    Confirmed { leg: LegId },
+    Confirmed {
+        leg: LegId,
+    },
     /// A re-INVITE with a new offer (hold/unhold); answer with
     /// [`Command::AnswerReoffer`] or [`Command::RejectReoffer`].
-    Reoffer { leg: LegId, sdp: Vec<u8> },
+    Reoffer {
+        leg: LegId,
+        sdp: Vec<u8>,
+    },
     /// INFO in the dialog (already answered 200).
     Info {
         leg: LegId,
@@ -122,21 +127,43 @@ pub enum LegEvent {
         body: Vec<u8>,
         at: Instant,
     },
-    Terminated { leg: LegId, reason: EndReason },
+    Terminated {
+        leg: LegId,
+        reason: EndReason,
+    },
     /// Our BYE got its final response (or timed out: `status` None).
-    ByeCompleted { leg: LegId, status: Option<u16> },
+    ByeCompleted {
+        leg: LegId,
+        status: Option<u16>,
+    },
 }
 
 #[derive(Clone, Debug)]
 pub enum Command {
-    Ringing { leg: LegId },
-    Answer { leg: LegId, sdp: Vec<u8> },
-    Reject { leg: LegId, status: u16 },
-    AnswerReoffer { leg: LegId, sdp: Vec<u8> },
-    RejectReoffer { leg: LegId, status: u16 },
+    Ringing {
+        leg: LegId,
+    },
+    Answer {
+        leg: LegId,
+        sdp: Vec<u8>,
+    },
+    Reject {
+        leg: LegId,
+        status: u16,
+    },
+    AnswerReoffer {
+        leg: LegId,
+        sdp: Vec<u8>,
+    },
+    RejectReoffer {
+        leg: LegId,
+        status: u16,
+    },
     /// Hang up: BYE on an answered leg (deferred until the ACK if it is still missing),
     /// 480 on an unanswered one.
-    Hangup { leg: LegId },
+    Hangup {
+        leg: LegId,
+    },
 }
 
 #[derive(Debug)]
@@ -175,7 +202,6 @@ struct InviteServerTxn {
 
 /// Non-INVITE server transaction: answered at once, kept to absorb retransmissions.
 struct NonInviteServerTxn {
-    flow: Flow,
     last_response: Vec<u8>,
     expires: Instant,
 }
@@ -304,7 +330,11 @@ impl Endpoint {
                     self.transmit(flow, b"\r\n".to_vec());
                 }
             }
-            Inbound::Reject { status, reason, reply } => {
+            Inbound::Reject {
+                status,
+                reason,
+                reply,
+            } => {
                 tracing::debug!(status, %reason, from = %flow.remote(), "rejected at the edge");
                 if let Some(reply) = reply {
                     self.transmit(flow, reply);
@@ -360,8 +390,10 @@ impl Endpoint {
             Method::Invite => self.handle_invite(now, flow, key, req),
             _ => {
                 if let Some(txn) = self.nist.get(&key) {
-                    // Retransmission: resend our answer, do not process again.
-                    let (flow, bytes) = (txn.flow, txn.last_response.clone());
+                    // Retransmission: resend our answer, do not process again. It goes
+                    // where this copy came from (RFC 3261 §18.2.2), which is also right
+                    // when a NAT binding changed between the copies.
+                    let bytes = txn.last_response.clone();
                     return self.transmit(flow, bytes);
                 }
                 let status_and_events = self.handle_non_invite(now, flow, &req);
@@ -387,7 +419,6 @@ impl Endpoint {
                     self.nist.insert(
                         key.clone(),
                         NonInviteServerTxn {
-                            flow,
                             last_response: bytes,
                             expires,
                         },
@@ -413,7 +444,10 @@ impl Endpoint {
                 200,
                 vec![
                     other("Allow", message::ALLOW),
-                    other("Accept", "application/sdp, application/dtmf-relay, application/dtmf"),
+                    other(
+                        "Accept",
+                        "application/sdp, application/dtmf-relay, application/dtmf",
+                    ),
                     other("Supported", ""),
                 ],
                 None,
@@ -463,9 +497,9 @@ impl Endpoint {
 
     fn handle_invite(&mut self, now: Instant, flow: Flow, key: TxKey, req: rsip::Request) {
         if let Some(txn) = self.ist.get(&key) {
-            // Retransmitted INVITE: repeat the last response (RFC 3261 §17.2.1).
+            // Retransmitted INVITE: repeat the last response (RFC 3261 §17.2.1) to where
+            // this copy came from.
             if let Some(bytes) = txn.last_response.clone() {
-                let flow = txn.flow;
                 self.transmit(flow, bytes);
             }
             return;
@@ -682,7 +716,8 @@ impl Endpoint {
         txn.timer_e = None;
         txn.done_at = Some(now + linger);
         let leg = txn.leg;
-        self.timers.push(Reverse((now + linger, TimerRef::Nict(key))));
+        self.timers
+            .push(Reverse((now + linger, TimerRef::Nict(key))));
         self.bye_done(leg, Some(status));
     }
 
@@ -1019,7 +1054,15 @@ Reason: Q.850;cause=16;text=\"Normal call clearing\"\r\nUser-Agent: {ua}\r\nCont
 
     fn reply_stateless(&mut self, flow: Flow, req: &rsip::Request, status: u16) {
         let tag = random_token(10);
-        let resp = message::response(req, status, Some(&tag), false, vec![], None, &self.cfg.user_agent);
+        let resp = message::response(
+            req,
+            status,
+            Some(&tag),
+            false,
+            vec![],
+            None,
+            &self.cfg.user_agent,
+        );
         self.transmit(flow, resp.to_bytes());
     }
 
@@ -1060,7 +1103,8 @@ Reason: Q.850;cause=16;text=\"Normal call clearing\"\r\nUser-Agent: {ua}\r\nCont
                 .push(Reverse((now + t1, TimerRef::Ist(key.clone()))));
         }
         let flow = txn.flow;
-        self.timers.push(Reverse((timer_h, TimerRef::Ist(key.clone()))));
+        self.timers
+            .push(Reverse((timer_h, TimerRef::Ist(key.clone()))));
         self.transmit(flow, bytes);
     }
 
@@ -1083,10 +1127,11 @@ Reason: Q.850;cause=16;text=\"Normal call clearing\"\r\nUser-Agent: {ua}\r\nCont
             .is_some_and(|l| l.state == LegState::Terminating)
         {
             self.end_leg(leg_id, None);
-            self.outputs.push_back(Output::Event(LegEvent::ByeCompleted {
-                leg: leg_id,
-                status,
-            }));
+            self.outputs
+                .push_back(Output::Event(LegEvent::ByeCompleted {
+                    leg: leg_id,
+                    status,
+                }));
         }
     }
 
@@ -1116,7 +1161,6 @@ Reason: Q.850;cause=16;text=\"Normal call clearing\"\r\nUser-Agent: {ua}\r\nCont
         leg.remote_cseq = n;
         true
     }
-
 }
 
 /// Our Contact: the dialled number at our advertised address.
@@ -1160,7 +1204,7 @@ fn ip_literal_addr(uri: &str) -> Option<SocketAddr> {
     let port = parsed
         .host_with_port
         .port
-        .map(|p| u16::from(p))
+        .map(u16::from)
         .unwrap_or(5060);
     Some(SocketAddr::new(ip, port))
 }

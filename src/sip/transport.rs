@@ -16,7 +16,9 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::endpoint::{Command, Endpoint, EndpointConfig, Flow, IncomingCall, LegEvent, LegId, Output};
+use super::endpoint::{
+    Command, Endpoint, EndpointConfig, Flow, IncomingCall, LegEvent, LegId, Output,
+};
 use super::framing::{FramingError, StreamFramer};
 
 /// Largest SIP message accepted on a TCP stream.
@@ -326,6 +328,10 @@ async fn connection(
             _ = stop.cancelled() => break,
         };
         framer.push(buf.get(..n).unwrap_or_default());
+        // RFC 5626 §4.4.1: each CRLFCRLF ping gets a CRLF pong.
+        for _ in 0..framer.take_pings() {
+            let _ = wtx.send(b"\r\n".to_vec());
+        }
         loop {
             match framer.next_message() {
                 Ok(Some(bytes)) => {

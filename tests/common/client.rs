@@ -71,7 +71,10 @@ impl Client {
     }
 
     pub async fn send(&self, text: &str) {
-        self.sip.send_to(text.as_bytes(), self.server).await.expect("send");
+        self.sip
+            .send_to(text.as_bytes(), self.server)
+            .await
+            .expect("send");
     }
 
     pub async fn send_raw(&self, bytes: &[u8]) {
@@ -151,7 +154,9 @@ Content-Length: {len}\r\n\r\n{body}",
         let invite = self.invite("9090", &rand_token(), &sdp(self.rtp_port(), ""));
         self.send(&invite).await;
         let ok = self
-            .expect(Duration::from_secs(10), |m| m.status().is_some_and(|s| s >= 200))
+            .expect(Duration::from_secs(10), |m| {
+                m.status().is_some_and(|s| s >= 200)
+            })
             .await;
         assert_eq!(ok.status(), Some(200), "{}", ok.0);
         let to = ok.header("To").expect("To");

@@ -53,7 +53,9 @@ pub struct Service {
 
 impl Service {
     pub async fn start(overrides: &str) -> Service {
-        let app = App::start(settings(overrides)).await.expect("service starts");
+        let app = App::start(settings(overrides))
+            .await
+            .expect("service starts");
         Service { app }
     }
 
@@ -159,15 +161,27 @@ pub async fn sipp(
     cmd.arg("-sf")
         .arg(&scenario_path)
         .args(["-s", "9090", "-i", "127.0.0.1", "-p", &port, "-mp", &media])
-        .args(["-m", "1", "-l", "1", "-nostdin", "-timeout", "45s", "-timeout_error"])
+        .args([
+            "-m",
+            "1",
+            "-l",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "45s",
+            "-timeout_error",
+        ])
         .args(["-trace_msg", "-message_file"])
         .arg(&msg_file)
         .args(["-trace_err", "-error_file"])
         .arg(dir.join("errors.log"))
-        .args(["-t", match transport {
-            Transport::Udp => "u1",
-            Transport::Tcp => "t1",
-        }])
+        .args([
+            "-t",
+            match transport {
+                Transport::Udp => "u1",
+                Transport::Tcp => "t1",
+            },
+        ])
         .args(extra)
         .arg(target.to_string())
         .current_dir(&dir)

@@ -36,7 +36,14 @@ Content-Length: {}\r\n\r\n{sdp}",
     )
 }
 
-fn in_dialog(method: &str, call_id: &str, to_tag: &str, cseq: u32, branch: &str, extra: &str) -> String {
+fn in_dialog(
+    method: &str,
+    call_id: &str,
+    to_tag: &str,
+    cseq: u32,
+    branch: &str,
+    extra: &str,
+) -> String {
     let cseq_method = if method == "ACK" { "ACK" } else { method };
     format!(
         "{method} sip:9090@127.0.0.1:5060 SIP/2.0\r\n\
@@ -95,10 +102,20 @@ fn confirmed_call(ep: &mut Endpoint, t0: Instant) -> (LegId, String) {
         panic!("expected Incoming, got {events:?}")
     };
     let leg = call.leg;
-    ep.handle_command(t0, Command::Answer { leg, sdp: b"v=0\r\n".to_vec() });
+    ep.handle_command(
+        t0,
+        Command::Answer {
+            leg,
+            sdp: b"v=0\r\n".to_vec(),
+        },
+    );
     let (sent, _) = drain(ep);
     let tag = to_tag_of(&sent[0]);
-    ep.handle_bytes(t0, udp(), in_dialog("ACK", "c1", &tag, 1, "z9hG4bK-ack", "").as_bytes());
+    ep.handle_bytes(
+        t0,
+        udp(),
+        in_dialog("ACK", "c1", &tag, 1, "z9hG4bK-ack", "").as_bytes(),
+    );
     let (_, events) = drain(ep);
     assert!(matches!(events[0], LegEvent::Confirmed { .. }));
     (leg, tag)
@@ -111,12 +128,19 @@ fn invite_is_answered_100_180_200_and_ack_confirms() {
     ep.handle_bytes(t0, udp(), invite("c1", "z9hG4bK-1").as_bytes());
     let (sent, events) = drain(&mut ep);
     assert_eq!(status_line(&sent[0]), "SIP/2.0 100 Trying");
-    assert!(!sent[0].contains("tag=") || sent[0].matches("tag=").count() == 1, "no To tag on 100");
+    assert!(
+        !sent[0].contains("tag=") || sent[0].matches("tag=").count() == 1,
+        "no To tag on 100"
+    );
     let LegEvent::Incoming(call) = &events[0] else {
         panic!("{events:?}")
     };
     assert_eq!(call.called.as_deref(), Some("9090"));
-    assert_eq!(call.caller.as_deref(), Some("+84903123678"), "P-Asserted-Identity wins");
+    assert_eq!(
+        call.caller.as_deref(),
+        Some("+84903123678"),
+        "P-Asserted-Identity wins"
+    );
     assert!(!call.sdp.is_empty());
     let leg = call.leg;
 
@@ -126,7 +150,13 @@ fn invite_is_answered_100_180_200_and_ack_confirms() {
     assert!(sent[0].contains("Record-Route: <sip:127.0.0.9:5060;lr>"));
     let tag = to_tag_of(&sent[0]);
 
-    ep.handle_command(t0, Command::Answer { leg, sdp: b"v=0\r\nanswer\r\n".to_vec() });
+    ep.handle_command(
+        t0,
+        Command::Answer {
+            leg,
+            sdp: b"v=0\r\nanswer\r\n".to_vec(),
+        },
+    );
     let (sent, _) = drain(&mut ep);
     assert_eq!(status_line(&sent[0]), "SIP/2.0 200 OK");
     assert_eq!(to_tag_of(&sent[0]), tag, "same tag in 180 and 200");
@@ -134,7 +164,11 @@ fn invite_is_answered_100_180_200_and_ack_confirms() {
     assert!(sent[0].contains("Contact: <sip:9090@127.0.0.1:5060>"));
     assert!(sent[0].ends_with("v=0\r\nanswer\r\n"));
 
-    ep.handle_bytes(t0, udp(), in_dialog("ACK", "c1", &tag, 1, "z9hG4bK-a", "").as_bytes());
+    ep.handle_bytes(
+        t0,
+        udp(),
+        in_dialog("ACK", "c1", &tag, 1, "z9hG4bK-a", "").as_bytes(),
+    );
     let (sent, events) = drain(&mut ep);
     assert!(sent.is_empty());
     assert!(matches!(events[..], [LegEvent::Confirmed { leg: l }] if l == leg));
@@ -150,7 +184,9 @@ fn retransmitted_invite_gets_the_last_response_again() {
     ep.handle_bytes(t0, udp(), invite("c1", "z9hG4bK-1").as_bytes());
     let (_, events) = drain(&mut ep);
     assert_eq!(events.len(), 1);
-    let LegEvent::Incoming(call) = &events[0] else { panic!() };
+    let LegEvent::Incoming(call) = &events[0] else {
+        panic!()
+    };
     ep.handle_command(t0, Command::Ringing { leg: call.leg });
     drain(&mut ep);
     ep.handle_bytes(t0, udp(), invite("c1", "z9hG4bK-1").as_bytes());
@@ -165,9 +201,17 @@ fn missing_ack_retransmits_200_then_gives_up_with_bye() {
     let t0 = Instant::now();
     ep.handle_bytes(t0, udp(), invite("c1", "z9hG4bK-1").as_bytes());
     let (_, events) = drain(&mut ep);
-    let LegEvent::Incoming(call) = &events[0] else { panic!() };
+    let LegEvent::Incoming(call) = &events[0] else {
+        panic!()
+    };
     let leg = call.leg;
-    ep.handle_command(t0, Command::Answer { leg, sdp: b"v=0\r\n".to_vec() });
+    ep.handle_command(
+        t0,
+        Command::Answer {
+            leg,
+            sdp: b"v=0\r\n".to_vec(),
+        },
+    );
     drain(&mut ep);
     let (sent, events) = run_until(&mut ep, t0 + Duration::from_secs(33));
     let retransmits: Vec<_> = sent
@@ -178,9 +222,18 @@ fn missing_ack_retransmits_200_then_gives_up_with_bye() {
     // T1 doubling, capped at T2 = 4 s: 0.5, 1.5, 3.5, 7.5, 11.5, ... until 32 s.
     assert_eq!(&retransmits[..4], &[500, 1500, 3500, 7500]);
     assert!(retransmits.windows(2).all(|w| w[1] - w[0] <= 4000));
-    let bye = sent.iter().find(|(_, m)| m.starts_with("BYE ")).expect("BYE after Timer H");
+    let bye = sent
+        .iter()
+        .find(|(_, m)| m.starts_with("BYE "))
+        .expect("BYE after Timer H");
     assert_eq!(bye.0.duration_since(t0), Duration::from_secs(32));
-    assert!(events.iter().any(|e| matches!(e, LegEvent::Terminated { reason: EndReason::AckTimeout, .. })));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        LegEvent::Terminated {
+            reason: EndReason::AckTimeout,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -189,7 +242,9 @@ fn cancel_before_answer_gives_200_and_487_and_the_487_is_retransmitted_until_ack
     let t0 = Instant::now();
     ep.handle_bytes(t0, udp(), invite("c1", "z9hG4bK-9").as_bytes());
     let (_, events) = drain(&mut ep);
-    let LegEvent::Incoming(call) = &events[0] else { panic!() };
+    let LegEvent::Incoming(call) = &events[0] else {
+        panic!()
+    };
     ep.handle_command(t0, Command::Ringing { leg: call.leg });
     drain(&mut ep);
     let cancel = "CANCEL sip:9090@127.0.0.1:5060 SIP/2.0\r\n\
@@ -201,7 +256,13 @@ To: <sip:9090@127.0.0.1:5060>\r\nCall-ID: c1\r\nCSeq: 1 CANCEL\r\nMax-Forwards: 
     assert_eq!(status_line(&sent[0]), "SIP/2.0 200 OK");
     assert!(sent[0].contains("CSeq: 1 CANCEL"));
     assert_eq!(status_line(&sent[1]), "SIP/2.0 487 Request Terminated");
-    assert!(matches!(events[..], [LegEvent::Terminated { reason: EndReason::Cancelled, .. }]));
+    assert!(matches!(
+        events[..],
+        [LegEvent::Terminated {
+            reason: EndReason::Cancelled,
+            ..
+        }]
+    ));
     // No ACK yet: Timer G retransmits the 487.
     let (sent, _) = run_until(&mut ep, t0 + Duration::from_millis(600));
     assert_eq!(sent.len(), 1);
@@ -214,7 +275,11 @@ To: <sip:9090@127.0.0.1:5060>;tag=x\r\nCall-ID: c1\r\nCSeq: 1 ACK\r\nMax-Forward
     ep.handle_bytes(t0 + Duration::from_millis(700), udp(), ack.as_bytes());
     let (sent, _) = run_until(&mut ep, t0 + Duration::from_secs(60));
     assert!(sent.is_empty());
-    assert_eq!(ep.transactions(), 0, "all transactions gone after Timers I and J");
+    assert_eq!(
+        ep.transactions(),
+        0,
+        "all transactions gone after Timers I and J"
+    );
     assert_eq!(ep.active_legs(), 0);
 }
 
@@ -224,13 +289,28 @@ fn unacknowledged_non_2xx_ends_at_timer_h() {
     let t0 = Instant::now();
     ep.handle_bytes(t0, udp(), invite("c1", "z9hG4bK-2").as_bytes());
     let (_, events) = drain(&mut ep);
-    let LegEvent::Incoming(call) = &events[0] else { panic!() };
-    ep.handle_command(t0, Command::Reject { leg: call.leg, status: 404 });
+    let LegEvent::Incoming(call) = &events[0] else {
+        panic!()
+    };
+    ep.handle_command(
+        t0,
+        Command::Reject {
+            leg: call.leg,
+            status: 404,
+        },
+    );
     let (sent, _) = drain(&mut ep);
     assert_eq!(status_line(&sent[0]), "SIP/2.0 404 Not Found");
     let (sent, _) = run_until(&mut ep, t0 + Duration::from_secs(40));
-    let times: Vec<u128> = sent.iter().map(|(at, _)| at.duration_since(t0).as_millis()).collect();
-    assert_eq!(&times[..4], &[500, 1500, 3500, 7500], "Timer G doubles up to T2");
+    let times: Vec<u128> = sent
+        .iter()
+        .map(|(at, _)| at.duration_since(t0).as_millis())
+        .collect();
+    assert_eq!(
+        &times[..4],
+        &[500, 1500, 3500, 7500],
+        "Timer G doubles up to T2"
+    );
     assert!(times.iter().all(|&t| t < 32_000));
     assert_eq!(ep.transactions(), 0, "Timer H removed the transaction");
 }
@@ -239,11 +319,22 @@ fn unacknowledged_non_2xx_ends_at_timer_h() {
 fn tcp_needs_no_retransmissions() {
     let mut ep = Endpoint::new(cfg());
     let t0 = Instant::now();
-    let flow = Flow::Tcp { conn: 7, remote: PEER.parse().unwrap() };
+    let flow = Flow::Tcp {
+        conn: 7,
+        remote: PEER.parse().unwrap(),
+    };
     ep.handle_bytes(t0, flow, invite("c1", "z9hG4bK-3").as_bytes());
     let (_, events) = drain(&mut ep);
-    let LegEvent::Incoming(call) = &events[0] else { panic!() };
-    ep.handle_command(t0, Command::Reject { leg: call.leg, status: 486 });
+    let LegEvent::Incoming(call) = &events[0] else {
+        panic!()
+    };
+    ep.handle_command(
+        t0,
+        Command::Reject {
+            leg: call.leg,
+            status: 486,
+        },
+    );
     let (sent, _) = drain(&mut ep);
     assert_eq!(status_line(&sent[0]), "SIP/2.0 486 Busy Here");
     let (sent, _) = run_until(&mut ep, t0 + Duration::from_secs(40));
@@ -259,15 +350,24 @@ fn remote_bye_is_answered_once_and_retransmissions_absorbed() {
     ep.handle_bytes(t0, udp(), bye.as_bytes());
     let (sent, events) = drain(&mut ep);
     assert_eq!(status_line(&sent[0]), "SIP/2.0 200 OK");
-    assert!(matches!(events[..], [LegEvent::Terminated { leg: l, reason: EndReason::RemoteBye }] if l == leg));
+    assert!(
+        matches!(events[..], [LegEvent::Terminated { leg: l, reason: EndReason::RemoteBye }] if l == leg)
+    );
     ep.handle_bytes(t0, udp(), bye.as_bytes());
     let (sent, events) = drain(&mut ep);
     assert_eq!(status_line(&sent[0]), "SIP/2.0 200 OK", "same answer again");
     assert!(events.is_empty());
     // A new BYE for the finished dialog: 481.
-    ep.handle_bytes(t0, udp(), in_dialog("BYE", "c1", &tag, 3, "z9hG4bK-bye2", "").as_bytes());
+    ep.handle_bytes(
+        t0,
+        udp(),
+        in_dialog("BYE", "c1", &tag, 3, "z9hG4bK-bye2", "").as_bytes(),
+    );
     let (sent, _) = drain(&mut ep);
-    assert_eq!(status_line(&sent[0]), "SIP/2.0 481 Call/Transaction Does Not Exist");
+    assert_eq!(
+        status_line(&sent[0]),
+        "SIP/2.0 481 Call/Transaction Does Not Exist"
+    );
 }
 
 #[test]
@@ -278,8 +378,14 @@ fn local_hangup_sends_a_proper_bye_and_retransmits_it() {
     ep.handle_command(t0, Command::Hangup { leg });
     let (sent, _) = drain(&mut ep);
     let bye = &sent[0];
-    assert!(bye.starts_with("BYE sip:0903123678@127.0.0.1:5061 SIP/2.0\r\n"), "{bye}");
-    assert!(bye.contains(&format!("From: <sip:9090@127.0.0.1:5060>;tag={tag}")), "{bye}");
+    assert!(
+        bye.starts_with("BYE sip:0903123678@127.0.0.1:5061 SIP/2.0\r\n"),
+        "{bye}"
+    );
+    assert!(
+        bye.contains(&format!("From: <sip:9090@127.0.0.1:5060>;tag={tag}")),
+        "{bye}"
+    );
     assert!(bye.contains("To: \"Sub\" <sip:0903123678@127.0.0.1:5061>;tag=from1"));
     assert!(bye.contains("CSeq: 2 BYE"));
     assert!(bye.contains("Route: <sip:127.0.0.9:5060;lr>"));
@@ -301,7 +407,9 @@ Call-ID: c1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
     );
     ep.handle_bytes(t0 + Duration::from_millis(600), udp(), ok.as_bytes());
     let (_, events) = drain(&mut ep);
-    assert!(matches!(events[..], [LegEvent::ByeCompleted { leg: l, status: Some(200) }] if l == leg));
+    assert!(
+        matches!(events[..], [LegEvent::ByeCompleted { leg: l, status: Some(200) }] if l == leg)
+    );
     let (sent, _) = run_until(&mut ep, t0 + Duration::from_secs(60));
     assert!(sent.is_empty());
     assert_eq!(ep.active_legs(), 0);
@@ -317,7 +425,10 @@ fn bye_without_answer_times_out_with_timer_f() {
     drain(&mut ep);
     let (sent, events) = run_until(&mut ep, t0 + Duration::from_secs(40));
     assert!(sent.len() >= 6, "Timer E retransmissions");
-    assert!(matches!(events[..], [LegEvent::ByeCompleted { status: None, .. }]));
+    assert!(matches!(
+        events[..],
+        [LegEvent::ByeCompleted { status: None, .. }]
+    ));
     assert_eq!(ep.active_legs(), 0);
 }
 
@@ -327,15 +438,27 @@ fn hangup_before_ack_waits_for_the_ack() {
     let t0 = Instant::now();
     ep.handle_bytes(t0, udp(), invite("c1", "z9hG4bK-1").as_bytes());
     let (_, events) = drain(&mut ep);
-    let LegEvent::Incoming(call) = &events[0] else { panic!() };
+    let LegEvent::Incoming(call) = &events[0] else {
+        panic!()
+    };
     let leg = call.leg;
-    ep.handle_command(t0, Command::Answer { leg, sdp: b"v=0\r\n".to_vec() });
+    ep.handle_command(
+        t0,
+        Command::Answer {
+            leg,
+            sdp: b"v=0\r\n".to_vec(),
+        },
+    );
     let (sent, _) = drain(&mut ep);
     let tag = to_tag_of(&sent[0]);
     ep.handle_command(t0, Command::Hangup { leg });
     let (sent, _) = drain(&mut ep);
     assert!(sent.is_empty(), "no BYE before the ACK (RFC 3261 §15)");
-    ep.handle_bytes(t0, udp(), in_dialog("ACK", "c1", &tag, 1, "z9hG4bK-a", "").as_bytes());
+    ep.handle_bytes(
+        t0,
+        udp(),
+        in_dialog("ACK", "c1", &tag, 1, "z9hG4bK-a", "").as_bytes(),
+    );
     let (sent, _) = drain(&mut ep);
     assert!(sent[0].starts_with("BYE "));
 }
@@ -350,18 +473,35 @@ fn reinvite_hold_is_offered_to_the_call_and_answered() {
     let (sent, events) = drain(&mut ep);
     assert!(sent.is_empty());
     assert!(matches!(events[..], [LegEvent::Reoffer { leg: l, .. }] if l == leg));
-    ep.handle_command(t0, Command::AnswerReoffer { leg, sdp: b"v=0\r\na=recvonly\r\n".to_vec() });
+    ep.handle_command(
+        t0,
+        Command::AnswerReoffer {
+            leg,
+            sdp: b"v=0\r\na=recvonly\r\n".to_vec(),
+        },
+    );
     let (sent, _) = drain(&mut ep);
     assert_eq!(status_line(&sent[0]), "SIP/2.0 200 OK");
     assert!(sent[0].contains("CSeq: 2 INVITE"));
     assert!(sent[0].contains(&format!("tag={tag}")));
-    ep.handle_bytes(t0, udp(), in_dialog("ACK", "c1", &tag, 2, "z9hG4bK-a2", "").as_bytes());
+    ep.handle_bytes(
+        t0,
+        udp(),
+        in_dialog("ACK", "c1", &tag, 2, "z9hG4bK-a2", "").as_bytes(),
+    );
     let (sent, events) = drain(&mut ep);
     assert!(sent.is_empty() && events.is_empty());
     let (sent, _) = run_until(&mut ep, t0 + Duration::from_secs(2));
-    assert!(sent.is_empty(), "ACK stopped the re-INVITE 2xx retransmission");
+    assert!(
+        sent.is_empty(),
+        "ACK stopped the re-INVITE 2xx retransmission"
+    );
     // A re-INVITE with an older CSeq is refused with 500.
-    ep.handle_bytes(t0, udp(), in_dialog("INVITE", "c1", &tag, 1, "z9hG4bK-old", "").as_bytes());
+    ep.handle_bytes(
+        t0,
+        udp(),
+        in_dialog("INVITE", "c1", &tag, 1, "z9hG4bK-old", "").as_bytes(),
+    );
     let (sent, _) = drain(&mut ep);
     assert_eq!(status_line(&sent[0]), "SIP/2.0 500 Server Internal Error");
 }
@@ -382,10 +522,19 @@ fn info_in_dialog_is_delivered_and_outside_is_481() {
     ep.handle_bytes(t0, udp(), info.as_bytes());
     let (sent, events) = drain(&mut ep);
     assert_eq!(status_line(&sent[0]), "SIP/2.0 200 OK");
-    assert!(matches!(&events[..], [LegEvent::Info { leg: l, content_type, .. }] if *l == leg && content_type == "application/dtmf-relay"));
-    ep.handle_bytes(t0, udp(), in_dialog("INFO", "zz", "nope", 2, "z9hG4bK-i2", "").as_bytes());
+    assert!(
+        matches!(&events[..], [LegEvent::Info { leg: l, content_type, .. }] if *l == leg && content_type == "application/dtmf-relay")
+    );
+    ep.handle_bytes(
+        t0,
+        udp(),
+        in_dialog("INFO", "zz", "nope", 2, "z9hG4bK-i2", "").as_bytes(),
+    );
     let (sent, _) = drain(&mut ep);
-    assert_eq!(status_line(&sent[0]), "SIP/2.0 481 Call/Transaction Does Not Exist");
+    assert_eq!(
+        status_line(&sent[0]),
+        "SIP/2.0 481 Call/Transaction Does Not Exist"
+    );
 }
 
 #[test]
@@ -399,7 +548,9 @@ Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
     let (sent, _) = drain(&mut ep);
     assert_eq!(status_line(&sent[0]), "SIP/2.0 200 OK");
     assert!(sent[0].contains("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"));
-    let message = options.replace("OPTIONS", "MESSAGE").replace("z9hG4bK-o", "z9hG4bK-m");
+    let message = options
+        .replace("OPTIONS", "MESSAGE")
+        .replace("z9hG4bK-o", "z9hG4bK-m");
     ep.handle_bytes(t0, udp(), message.as_bytes());
     let (sent, _) = drain(&mut ep);
     assert_eq!(status_line(&sent[0]), "SIP/2.0 405 Method Not Allowed");
@@ -407,7 +558,10 @@ Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
 
 #[test]
 fn draining_and_overload_refuse_new_calls_with_503() {
-    let mut ep = Endpoint::new(EndpointConfig { max_legs: 1, ..cfg() });
+    let mut ep = Endpoint::new(EndpointConfig {
+        max_legs: 1,
+        ..cfg()
+    });
     let t0 = Instant::now();
     ep.handle_bytes(t0, udp(), invite("c1", "z9hG4bK-1").as_bytes());
     let (_, events) = drain(&mut ep);
@@ -432,14 +586,26 @@ fn remote_bye_before_answer_ends_the_invite_with_487() {
     let t0 = Instant::now();
     ep.handle_bytes(t0, udp(), invite("c1", "z9hG4bK-1").as_bytes());
     let (_, events) = drain(&mut ep);
-    let LegEvent::Incoming(call) = &events[0] else { panic!() };
+    let LegEvent::Incoming(call) = &events[0] else {
+        panic!()
+    };
     ep.handle_command(t0, Command::Ringing { leg: call.leg });
     let (sent, _) = drain(&mut ep);
     let tag = to_tag_of(&sent[0]);
-    ep.handle_bytes(t0, udp(), in_dialog("BYE", "c1", &tag, 2, "z9hG4bK-b", "").as_bytes());
+    ep.handle_bytes(
+        t0,
+        udp(),
+        in_dialog("BYE", "c1", &tag, 2, "z9hG4bK-b", "").as_bytes(),
+    );
     let (sent, events) = drain(&mut ep);
     let lines: Vec<_> = sent.iter().map(|s| status_line(s)).collect();
     assert!(lines.contains(&"SIP/2.0 487 Request Terminated"));
     assert!(lines.contains(&"SIP/2.0 200 OK"));
-    assert!(matches!(events[..], [LegEvent::Terminated { reason: EndReason::RemoteBye, .. }]));
+    assert!(matches!(
+        events[..],
+        [LegEvent::Terminated {
+            reason: EndReason::RemoteBye,
+            ..
+        }]
+    ));
 }
