@@ -127,3 +127,45 @@ fn check_refuses_unknown_configuration_keys_and_bad_values() {
     assert!(!ok);
     assert!(out.contains("xml"), "{out}");
 }
+
+#[test]
+fn serve_starts_and_exits_cleanly_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tongdai"))
+        .arg("serve")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("TONGDAI__SIP__LISTEN", "127.0.0.1:0")
+        .env("TONGDAI__HTTP__LISTEN", "127.0.0.1:0")
+        .env("TONGDAI__LOG__FORMAT", "json")
+        .env("TONGDAI__SHUTDOWN__GRACE", "1s")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut up = false;
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        // JSON logs: one object per line.
+        let value: serde_json::Value = serde_json::from_str(&line).expect("json log line");
+        if value["fields"]["message"] == "tongdai is up" {
+            up = true;
+            break;
+        }
+    }
+    assert!(up, "service announced it is up");
+    let pid = child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().expect("wait");
+    assert!(
+        status.success(),
+        "clean exit after SIGTERM: {status:?} {rest:?}"
+    );
+    assert!(rest.iter().any(|l| l.contains("draining")), "{rest:?}");
+}
