@@ -218,7 +218,7 @@ async fn unknown_number_gets_404_and_no_codec_gets_488_and_options_200() {
     assert!(run.ok(), "{}", run.explain());
     assert!(
         run.messages
-            .contains("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO")
+            .contains("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY")
     );
 
     // None of these became a call.

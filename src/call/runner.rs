@@ -260,7 +260,9 @@ impl InboundCall {
             }
             LegEvent::Terminated { reason, .. } => return Some(end_reason(&reason)),
             LegEvent::ByeCompleted { .. } => return Some("local_bye"),
-            LegEvent::Incoming(_) => {}
+            LegEvent::Incoming(_)
+            | LegEvent::ReferAnswered { .. }
+            | LegEvent::TransferProgress { .. } => {}
         }
         None
     }

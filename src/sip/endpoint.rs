@@ -136,6 +136,17 @@ pub enum LegEvent {
         leg: LegId,
         status: Option<u16>,
     },
+    /// Final response to our REFER (202 = the peer will try; `None` = timed out).
+    ReferAnswered {
+        leg: LegId,
+        status: Option<u16>,
+    },
+    /// A NOTIFY of the transfer's progress (RFC 3515 sipfrag): the status line of the
+    /// new call's INVITE as the transferee sees it (100 trying, 200 connected, 486 …).
+    TransferProgress {
+        leg: LegId,
+        status: u16,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -163,6 +174,11 @@ pub enum Command {
     /// 480 on an unanswered one.
     Hangup {
         leg: LegId,
+    },
+    /// Blind transfer (RFC 3515): REFER the caller to `target` (a SIP URI).
+    Refer {
+        leg: LegId,
+        target: String,
     },
 }
 
@@ -206,15 +222,22 @@ struct NonInviteServerTxn {
     expires: Instant,
 }
 
-/// Non-INVITE client transaction (our BYE).
+/// Non-INVITE client transaction (our BYE or REFER).
 struct NonInviteClientTxn {
     leg: LegId,
+    method: ClientMethod,
     flow: Flow,
     bytes: Vec<u8>,
     timer_e: Option<(Instant, Duration)>,
     timer_f: Instant,
     /// Timer K once a final response arrived.
     done_at: Option<Instant>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ClientMethod {
+    Bye,
+    Refer,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -354,6 +377,7 @@ impl Endpoint {
             Command::AnswerReoffer { leg, sdp } => self.answer_reoffer(now, leg, sdp),
             Command::RejectReoffer { leg, status } => self.reject_reoffer(now, leg, status),
             Command::Hangup { leg } => self.hangup(now, leg),
+            Command::Refer { leg, target } => self.refer(now, leg, &target),
         }
     }
 
@@ -486,6 +510,31 @@ impl Endpoint {
                     body: req.body.clone(),
                     at: now,
                 }));
+                (200, vec![], None)
+            }
+            Method::Notify => {
+                // RFC 3515 §2.4.5: progress of a REFER we sent, as a sipfrag body.
+                let Some(leg_id) = in_dialog else {
+                    return (481, vec![], None);
+                };
+                self.note_remote_cseq(leg_id, req);
+                let is_refer = header(req, "Event")
+                    .is_some_and(|e| e.trim().to_ascii_lowercase().starts_with("refer"));
+                if !is_refer {
+                    return (489, vec![], None);
+                }
+                let status = std::str::from_utf8(&req.body)
+                    .ok()
+                    .and_then(|b| b.trim_start().strip_prefix("SIP/2.0 "))
+                    .and_then(|r| r.get(..3))
+                    .and_then(|c| c.parse::<u16>().ok());
+                if let Some(status) = status {
+                    self.outputs
+                        .push_back(Output::Event(LegEvent::TransferProgress {
+                            leg: leg_id,
+                            status,
+                        }));
+                }
                 (200, vec![], None)
             }
             _ => {
@@ -715,10 +764,10 @@ impl Endpoint {
         };
         txn.timer_e = None;
         txn.done_at = Some(now + linger);
-        let leg = txn.leg;
+        let (leg, method) = (txn.leg, txn.method);
         self.timers
             .push(Reverse((now + linger, TimerRef::Nict(key))));
-        self.bye_done(leg, Some(status));
+        self.client_done(leg, method, Some(status));
     }
 
     // ----- commands --------------------------------------------------------------
@@ -888,8 +937,6 @@ impl Endpoint {
     }
 
     fn send_bye(&mut self, now: Instant, leg_id: LegId) {
-        let advertised = self.cfg.advertised;
-        let ua = self.cfg.user_agent.clone();
         let Some(leg) = self.legs.get_mut(&leg_id) else {
             return;
         };
@@ -903,14 +950,47 @@ impl Endpoint {
                 self.ist_final(now, &key, 487, vec![]);
             }
         }
+        self.send_in_dialog(
+            now,
+            leg_id,
+            ClientMethod::Bye,
+            "Reason: Q.850;cause=16;text=\"Normal call clearing\"\r\n",
+        );
+    }
+
+    fn refer(&mut self, now: Instant, leg_id: LegId, target: &str) {
+        let Some(leg) = self.legs.get(&leg_id) else {
+            return;
+        };
+        if leg.state != LegState::Confirmed {
+            self.outputs
+                .push_back(Output::Event(LegEvent::ReferAnswered {
+                    leg: leg_id,
+                    status: None,
+                }));
+            return;
+        }
+        let local_uri = uri_of(&leg.local).to_string();
+        let extra = format!("Refer-To: <{target}>\r\nReferred-By: <{local_uri}>\r\n");
+        self.send_in_dialog(now, leg_id, ClientMethod::Refer, &extra);
+    }
+
+    /// Sends BYE or REFER in the leg's dialog as a non-INVITE client transaction.
+    fn send_in_dialog(&mut self, now: Instant, leg_id: LegId, method: ClientMethod, extra: &str) {
+        let advertised = self.cfg.advertised;
+        let ua = self.cfg.user_agent.clone();
         let Some(leg) = self.legs.get_mut(&leg_id) else {
             return;
+        };
+        let name = match method {
+            ClientMethod::Bye => "BYE",
+            ClientMethod::Refer => "REFER",
         };
         leg.local_cseq += 1;
         let branch = format!("z9hG4bK{}", random_token(16));
         let flow = request_flow(leg);
         let mut text = format!(
-            "BYE {target} SIP/2.0\r\nVia: SIP/2.0/{tp} {host}:{port};branch={branch};rport\r\n\
+            "{name} {target} SIP/2.0\r\nVia: SIP/2.0/{tp} {host}:{port};branch={branch};rport\r\n\
 Max-Forwards: 70\r\n",
             target = leg.remote_target,
             tp = flow.via_transport(),
@@ -921,15 +1001,15 @@ Max-Forwards: 70\r\n",
             text.push_str(&format!("Route: {route}\r\n"));
         }
         text.push_str(&format!(
-            "From: {local}\r\nTo: {remote}\r\nCall-ID: {cid}\r\nCSeq: {cseq} BYE\r\n\
-Reason: Q.850;cause=16;text=\"Normal call clearing\"\r\nUser-Agent: {ua}\r\nContent-Length: 0\r\n\r\n",
+            "From: {local}\r\nTo: {remote}\r\nCall-ID: {cid}\r\nCSeq: {cseq} {name}\r\n\
+{extra}User-Agent: {ua}\r\nContent-Length: 0\r\n\r\n",
             local = leg.local,
             remote = leg.remote,
             cid = leg.call_id,
             cseq = leg.local_cseq,
         ));
         let bytes = text.into_bytes();
-        let key = format!("{branch}|BYE");
+        let key = format!("{branch}|{name}");
         let t1 = self.cfg.timers.t1;
         let timer_f = now + t1 * 64;
         let timer_e = (!flow.reliable()).then_some((now + t1, t1));
@@ -937,6 +1017,7 @@ Reason: Q.850;cause=16;text=\"Normal call clearing\"\r\nUser-Agent: {ua}\r\nCont
             key.clone(),
             NonInviteClientTxn {
                 leg: leg_id,
+                method,
                 flow,
                 bytes: bytes.clone(),
                 timer_e,
@@ -994,10 +1075,10 @@ Reason: Q.850;cause=16;text=\"Normal call clearing\"\r\nUser-Agent: {ua}\r\nCont
             return;
         }
         if txn.timer_f <= now {
-            // Timer F: no final response to our BYE; the leg is gone anyway.
-            let leg = txn.leg;
+            // Timer F: no final response to our BYE / REFER.
+            let (leg, method) = (txn.leg, txn.method);
             self.nict.remove(&key);
-            self.bye_done(leg, None);
+            self.client_done(leg, method, None);
             return;
         }
         if let Some((at, interval)) = txn.timer_e
@@ -1120,6 +1201,18 @@ Reason: Q.850;cause=16;text=\"Normal call clearing\"\r\nUser-Agent: {ua}\r\nCont
         }
     }
 
+    fn client_done(&mut self, leg_id: LegId, method: ClientMethod, status: Option<u16>) {
+        match method {
+            ClientMethod::Bye => self.bye_done(leg_id, status),
+            ClientMethod::Refer => self
+                .outputs
+                .push_back(Output::Event(LegEvent::ReferAnswered {
+                    leg: leg_id,
+                    status,
+                })),
+        }
+    }
+
     fn bye_done(&mut self, leg_id: LegId, status: Option<u16>) {
         if self
             .legs
@@ -1201,11 +1294,7 @@ fn ip_literal_addr(uri: &str) -> Option<SocketAddr> {
         rsip::Host::IpAddr(ip) => ip,
         rsip::Host::Domain(_) => return None,
     };
-    let port = parsed
-        .host_with_port
-        .port
-        .map(u16::from)
-        .unwrap_or(5060);
+    let port = parsed.host_with_port.port.map(u16::from).unwrap_or(5060);
     Some(SocketAddr::new(ip, port))
 }
 

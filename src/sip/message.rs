@@ -7,7 +7,7 @@ use rsipstack::sip as rsip;
 use rsipstack::sip::{HasHeaders, Header};
 
 /// Methods this user agent implements, for `Allow`.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY";
 
 /// The value of the first header called `name` (case-insensitive, long form).
 pub fn header<'a>(msg: &'a impl HasHeaders, name: &str) -> Option<&'a str> {

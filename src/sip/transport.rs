@@ -239,7 +239,9 @@ impl Driver {
                     LegEvent::Terminated { leg, .. } | LegEvent::ByeCompleted { leg, .. } => {
                         (*leg, true)
                     }
-                    LegEvent::Confirmed { leg }
+                    LegEvent::ReferAnswered { leg, .. }
+                    | LegEvent::TransferProgress { leg, .. }
+                    | LegEvent::Confirmed { leg }
                     | LegEvent::Reoffer { leg, .. }
                     | LegEvent::Info { leg, .. } => (*leg, false),
                     LegEvent::Incoming(_) => return,

@@ -547,7 +547,7 @@ Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
     ep.handle_bytes(t0, udp(), options.as_bytes());
     let (sent, _) = drain(&mut ep);
     assert_eq!(status_line(&sent[0]), "SIP/2.0 200 OK");
-    assert!(sent[0].contains("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"));
+    assert!(sent[0].contains("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY"));
     let message = options
         .replace("OPTIONS", "MESSAGE")
         .replace("z9hG4bK-o", "z9hG4bK-m");
@@ -607,5 +607,68 @@ fn remote_bye_before_answer_ends_the_invite_with_487() {
             reason: EndReason::RemoteBye,
             ..
         }]
+    ));
+}
+
+#[test]
+fn refer_goes_out_in_dialog_and_notify_reports_progress() {
+    let mut ep = Endpoint::new(cfg());
+    let t0 = Instant::now();
+    let (leg, tag) = confirmed_call(&mut ep, t0);
+    ep.handle_command(
+        t0,
+        Command::Refer {
+            leg,
+            target: "sip:18001090@127.0.0.1:5060".into(),
+        },
+    );
+    let (sent, _) = drain(&mut ep);
+    let refer = &sent[0];
+    assert!(
+        refer.starts_with("REFER sip:0903123678@127.0.0.1:5061 SIP/2.0"),
+        "{refer}"
+    );
+    assert!(refer.contains("Refer-To: <sip:18001090@127.0.0.1:5060>"));
+    assert!(refer.contains("Referred-By: <sip:9090@127.0.0.1:5060>"));
+    assert!(refer.contains("CSeq: 2 REFER"));
+    let branch = message::header_param(
+        refer.lines().find(|l| l.starts_with("Via:")).unwrap(),
+        "branch",
+    )
+    .unwrap()
+    .to_string();
+    let accepted = format!(
+        "SIP/2.0 202 Accepted\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch={branch}\r\n\
+From: <sip:9090@127.0.0.1:5060>;tag={tag}\r\nTo: <sip:0903123678@127.0.0.1:5061>;tag=from1\r\n\
+Call-ID: c1\r\nCSeq: 2 REFER\r\nContent-Length: 0\r\n\r\n"
+    );
+    ep.handle_bytes(t0, udp(), accepted.as_bytes());
+    let (_, events) = drain(&mut ep);
+    assert!(
+        matches!(
+            events[..],
+            [LegEvent::ReferAnswered {
+                status: Some(202),
+                ..
+            }]
+        ),
+        "{events:?}"
+    );
+    let frag = "SIP/2.0 200 OK\r\n";
+    let notify = in_dialog(
+        "NOTIFY",
+        "c1",
+        &tag,
+        2,
+        "z9hG4bK-n1",
+        "Event: refer\r\nSubscription-State: terminated;reason=noresource\r\nContent-Type: message/sipfrag;version=2.0\r\n",
+    )
+    .replace("Content-Length: 0\r\n\r\n", &format!("Content-Length: {}\r\n\r\n{frag}", frag.len()));
+    ep.handle_bytes(t0, udp(), notify.as_bytes());
+    let (sent, events) = drain(&mut ep);
+    assert_eq!(status_line(&sent[0]), "SIP/2.0 200 OK");
+    assert!(matches!(
+        events[..],
+        [LegEvent::TransferProgress { status: 200, .. }]
     ));
 }
