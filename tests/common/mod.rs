@@ -215,3 +215,4 @@ pub fn exists(p: &Path) -> bool {
 }
 
 pub mod client;
+pub mod pcap;
