@@ -253,7 +253,7 @@ impl Disposition {
             403 | 603 => Disposition::Rejected,
             404 | 484 | 485 | 604 => Disposition::InvalidNumber,
             487 => Disposition::Canceled,
-            502 | 503 | 504 => Disposition::Congested,
+            502..=504 => Disposition::Congested,
             _ => Disposition::Failed,
         }
     }
