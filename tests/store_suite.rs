@@ -35,7 +35,10 @@ on_both_backends!(
     call_records_round_trip,
 );
 
-const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/subscribers-sample.csv");
+const SAMPLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/subscribers-sample.csv"
+);
 
 fn now() -> Timestamp {
     "2021-11-27T03:00:00Z".parse().expect("valid timestamp")
@@ -120,7 +123,11 @@ async fn subscribers_round_trip(db: &TestDb) {
         import_batch: Some("manual".into()),
     };
     s.upsert_subscriber(&sub).await.expect("upsert");
-    let got = s.subscriber("+84903123678").await.expect("read").expect("present");
+    let got = s
+        .subscriber("+84903123678")
+        .await
+        .expect("read")
+        .expect("present");
     assert_eq!(got.msisdn, "+84903123678");
     assert_eq!(got.name.as_deref(), Some("Nguyễn Thị Hồng Nhung"));
     assert_eq!(got.imported_at, now());
@@ -128,7 +135,11 @@ async fn subscribers_round_trip(db: &TestDb) {
     sub.plan = Plan::Prepaid;
     sub.name = None;
     s.upsert_subscriber(&sub).await.expect("upsert again");
-    let got = s.subscriber("84903123678").await.expect("read").expect("present");
+    let got = s
+        .subscriber("84903123678")
+        .await
+        .expect("read")
+        .expect("present");
     assert_eq!((got.plan, got.name), (Plan::Prepaid, None));
     assert_eq!(s.subscriber_count().await.expect("count"), 1);
     assert_eq!(s.subscriber("0913000000").await.expect("read"), None);
@@ -140,7 +151,9 @@ async fn subscribers_round_trip(db: &TestDb) {
 
 async fn registers_group_one_and_feeds_vinmec_queue(db: &TestDb) {
     let s = &db.store;
-    s.import_subscribers_csv(Path::new(SAMPLE)).await.expect("import sample");
+    s.import_subscribers_csv(Path::new(SAMPLE))
+        .await
+        .expect("import sample");
     let cfg = ProgramConfig::default();
     let reg = registered(
         s.register(hotline("0901 000 001"), &cfg, in_window(), now())
@@ -148,7 +161,10 @@ async fn registers_group_one_and_feeds_vinmec_queue(db: &TestDb) {
             .expect("register"),
     );
     assert_eq!(reg.msisdn, "+84901000001");
-    assert_eq!((reg.group, reg.channel, reg.status), (Group::One, Channel::Hotline, Status::Registered));
+    assert_eq!(
+        (reg.group, reg.channel, reg.status),
+        (Group::One, Channel::Hotline, Status::Registered)
+    );
     assert_eq!(reg.specialty, Some(1));
     assert_eq!(reg.created_at, now());
     let stored = s
@@ -158,7 +174,11 @@ async fn registers_group_one_and_feeds_vinmec_queue(db: &TestDb) {
         .expect("present");
     assert_eq!(stored, reg);
 
-    let entry = s.vinmec_entry(reg.id).await.expect("read queue").expect("queued");
+    let entry = s
+        .vinmec_entry(reg.id)
+        .await
+        .expect("read queue")
+        .expect("queued");
     assert_eq!(entry.status, QueueStatus::Waiting);
     assert_eq!(entry.enqueued_at, now());
     assert_eq!(entry.appointment_at, None);
@@ -168,7 +188,11 @@ async fn registers_group_one_and_feeds_vinmec_queue(db: &TestDb) {
     assert_eq!(events[0].from_status, None);
     assert_eq!(events[0].to_status, Status::Registered);
     assert_eq!(events[0].actor, "ivr");
-    assert!(events[0].detail.contains("call-0901 000 001"), "{}", events[0].detail);
+    assert!(
+        events[0].detail.contains("call-0901 000 001"),
+        "{}",
+        events[0].detail
+    );
     assert_eq!(s.registered_count().await.expect("count"), 1);
 
     // Group 2 (fanpage) needs no list entry.
@@ -180,14 +204,19 @@ async fn registers_group_one_and_feeds_vinmec_queue(db: &TestDb) {
     assert_eq!(reg2.group, Group::Two);
     assert_eq!(reg2.name.as_deref(), Some("Đỗ Thị Mai"));
     assert_eq!(reg2.fanpage_ref.as_deref(), Some("fb-comment-42"));
-    assert_eq!(s.events(reg2.id).await.expect("events")[0].actor, "fanpage_staff");
+    assert_eq!(
+        s.events(reg2.id).await.expect("events")[0].actor,
+        "fanpage_staff"
+    );
     assert!(s.vinmec_entry(reg2.id).await.expect("queue").is_some());
     assert_eq!(s.registered_count().await.expect("count"), 2);
 }
 
 async fn registration_outcomes(db: &TestDb) {
     let s = &db.store;
-    s.import_subscribers_csv(Path::new(SAMPLE)).await.expect("import sample");
+    s.import_subscribers_csv(Path::new(SAMPLE))
+        .await
+        .expect("import sample");
     let cfg = ProgramConfig::default();
     use Eligibility::*;
     let cases = [
@@ -199,7 +228,10 @@ async fn registration_outcomes(db: &TestDb) {
         ("0912345678", RegisterOutcome::NotEligible(NotOnList)),
     ];
     for (m, want) in cases {
-        let got = s.register(hotline(m), &cfg, in_window(), now()).await.expect("register");
+        let got = s
+            .register(hotline(m), &cfg, in_window(), now())
+            .await
+            .expect("register");
         assert_eq!(got, want, "{m}");
     }
     let window_cases = [
@@ -207,12 +239,22 @@ async fn registration_outcomes(db: &TestDb) {
         (date(2021, 12, 26), Window::Closed),
     ];
     for (day, want) in window_cases {
-        let got = s.register(hotline("0901000002"), &cfg, day, now()).await.expect("register");
+        let got = s
+            .register(hotline("0901000002"), &cfg, day, now())
+            .await
+            .expect("register");
         assert_eq!(got, RegisterOutcome::OutsideWindow(want), "{day}");
-        let got = s.register(fanpage("0988000001"), &cfg, day, now()).await.expect("register");
+        let got = s
+            .register(fanpage("0988000001"), &cfg, day, now())
+            .await
+            .expect("register");
         assert_eq!(got, RegisterOutcome::OutsideWindow(want), "fanpage {day}");
     }
-    assert_eq!(s.registered_count().await.expect("count"), 0, "refusals take no place");
+    assert_eq!(
+        s.registered_count().await.expect("count"),
+        0,
+        "refusals take no place"
+    );
     assert_eq!(s.registration_rows().await.expect("rows"), 0);
 
     // Both ends of the window are inclusive.
@@ -229,16 +271,27 @@ async fn registration_outcomes(db: &TestDb) {
     // Already registered wins over everything else, in any number format.
     for (req, day) in [
         (hotline("+84 901 000 002"), in_window()),
-        (NewRegistration { channel: Channel::OutboundCall, ..hotline("84901000002") }, date(2022, 1, 5)),
+        (
+            NewRegistration {
+                channel: Channel::OutboundCall,
+                ..hotline("84901000002")
+            },
+            date(2022, 1, 5),
+        ),
     ] {
         match s.register(req, &cfg, day, now()).await.expect("register") {
             RegisterOutcome::AlreadyRegistered(r) => assert_eq!(r, first),
             other => panic!("expected AlreadyRegistered, got {other:?}"),
         }
     }
-    let tiny = ProgramConfig { cap: 2, ..ProgramConfig::default() };
+    let tiny = ProgramConfig {
+        cap: 2,
+        ..ProgramConfig::default()
+    };
     assert_eq!(
-        s.register(hotline("0331000007"), &tiny, in_window(), now()).await.expect("register"),
+        s.register(hotline("0331000007"), &tiny, in_window(), now())
+            .await
+            .expect("register"),
         RegisterOutcome::CapReached
     );
     assert_eq!(s.registered_count().await.expect("count"), 2);
@@ -249,18 +302,30 @@ async fn invalid_requests_are_errors(db: &TestDb) {
     let s = &db.store;
     let cfg = ProgramConfig::default();
     let bad_msisdn = s.register(hotline("0903"), &cfg, in_window(), now()).await;
-    assert!(matches!(bad_msisdn, Err(StoreError::InvalidMsisdn(_))), "{bad_msisdn:?}");
-    let wrong_channel = NewRegistration { channel: Channel::Hotline, ..fanpage("0988000001") };
+    assert!(
+        matches!(bad_msisdn, Err(StoreError::InvalidMsisdn(_))),
+        "{bad_msisdn:?}"
+    );
+    let wrong_channel = NewRegistration {
+        channel: Channel::Hotline,
+        ..fanpage("0988000001")
+    };
     assert!(matches!(
         s.register(wrong_channel, &cfg, in_window(), now()).await,
         Err(StoreError::InvalidRequest(_))
     ));
-    let wrong_channel = NewRegistration { channel: Channel::Fanpage, ..hotline("0988000001") };
+    let wrong_channel = NewRegistration {
+        channel: Channel::Fanpage,
+        ..hotline("0988000001")
+    };
     assert!(matches!(
         s.register(wrong_channel, &cfg, in_window(), now()).await,
         Err(StoreError::InvalidRequest(_))
     ));
-    let bad_specialty = NewRegistration { specialty: Some(7), ..fanpage("0988000001") };
+    let bad_specialty = NewRegistration {
+        specialty: Some(7),
+        ..fanpage("0988000001")
+    };
     assert!(matches!(
         s.register(bad_specialty, &cfg, in_window(), now()).await,
         Err(StoreError::UnknownSpecialty(7))
@@ -268,7 +333,11 @@ async fn invalid_requests_are_errors(db: &TestDb) {
     assert_eq!(s.registration_rows().await.expect("rows"), 0);
 }
 
-async fn run_concurrently(stores: &[Store], numbers: &[String], cfg: &ProgramConfig) -> (usize, usize) {
+async fn run_concurrently(
+    stores: &[Store],
+    numbers: &[String],
+    cfg: &ProgramConfig,
+) -> (usize, usize) {
     let mut tasks = Vec::new();
     for (i, m) in numbers.iter().enumerate() {
         let store = stores[i % stores.len()].clone();
@@ -296,7 +365,11 @@ async fn cap_is_exact_under_concurrency(db: &TestDb) {
     let cfg = ProgramConfig::default();
     let t0 = Instant::now();
     let (ok, full) = run_concurrently(std::slice::from_ref(s), &numbers, &cfg).await;
-    eprintln!("{:?}: 600 concurrent registrations in {:?}", s.backend(), t0.elapsed());
+    eprintln!(
+        "{:?}: 600 concurrent registrations in {:?}",
+        s.backend(),
+        t0.elapsed()
+    );
     assert_eq!((ok, full), (500, 100));
     assert_eq!(s.registered_count().await.expect("count"), 500);
     assert_eq!(s.registration_rows().await.expect("rows"), 500);
@@ -309,7 +382,11 @@ async fn cap_is_exact_across_two_stores(db: &TestDb) {
     let cfg = ProgramConfig::default();
     let t0 = Instant::now();
     let (ok, full) = run_concurrently(&[db.store.clone(), other.clone()], &numbers, &cfg).await;
-    eprintln!("{:?}: 600 registrations over two stores in {:?}", other.backend(), t0.elapsed());
+    eprintln!(
+        "{:?}: 600 registrations over two stores in {:?}",
+        other.backend(),
+        t0.elapsed()
+    );
     assert_eq!((ok, full), (500, 100));
     assert_eq!(db.store.registered_count().await.expect("count"), 500);
     assert_eq!(other.registration_rows().await.expect("rows"), 500);
@@ -324,7 +401,11 @@ async fn same_number_race_yields_one_row(db: &TestDb) {
     let cfg = ProgramConfig::default();
     let mut tasks = Vec::new();
     for i in 0..40 {
-        let store = if i % 2 == 0 { db.store.clone() } else { other.clone() };
+        let store = if i % 2 == 0 {
+            db.store.clone()
+        } else {
+            other.clone()
+        };
         let cfg = cfg.clone();
         let m = forms[i % forms.len()];
         tasks.push(tokio::spawn(async move {
@@ -346,20 +427,37 @@ async fn same_number_race_yields_one_row(db: &TestDb) {
     ids.dedup();
     assert_eq!(ids.len(), 1, "everyone sees the same registration");
     assert_eq!(db.store.registration_rows().await.expect("rows"), 1);
-    assert_eq!(db.store.registered_count().await.expect("count"), 1, "losers gave their place back");
+    assert_eq!(
+        db.store.registered_count().await.expect("count"),
+        1,
+        "losers gave their place back"
+    );
     other.close().await;
 }
 
 async fn cancelled_registration_keeps_its_place(db: &TestDb) {
     let s = &db.store;
-    let cfg = ProgramConfig { cap: 2, ..ProgramConfig::default() };
-    let a = registered(s.register(fanpage("0988000001"), &cfg, in_window(), now()).await.expect("a"));
-    registered(s.register(fanpage("0988000002"), &cfg, in_window(), now()).await.expect("b"));
+    let cfg = ProgramConfig {
+        cap: 2,
+        ..ProgramConfig::default()
+    };
+    let a = registered(
+        s.register(fanpage("0988000001"), &cfg, in_window(), now())
+            .await
+            .expect("a"),
+    );
+    registered(
+        s.register(fanpage("0988000002"), &cfg, in_window(), now())
+            .await
+            .expect("b"),
+    );
     s.set_status(a.id, Status::Cancelled, "cskh:lan", "customer asked", now())
         .await
         .expect("cancel");
     assert_eq!(
-        s.register(fanpage("0988000003"), &cfg, in_window(), now()).await.expect("c"),
+        s.register(fanpage("0988000003"), &cfg, in_window(), now())
+            .await
+            .expect("c"),
         RegisterOutcome::CapReached
     );
     assert_eq!(s.registered_count().await.expect("count"), 2);
@@ -373,13 +471,21 @@ async fn cancelled_registration_keeps_its_place(db: &TestDb) {
 async fn status_lifecycle_and_events(db: &TestDb) {
     let s = &db.store;
     let cfg = ProgramConfig::default();
-    let r = registered(s.register(fanpage("0988000001"), &cfg, in_window(), now()).await.expect("reg"));
+    let r = registered(
+        s.register(fanpage("0988000001"), &cfg, in_window(), now())
+            .await
+            .expect("reg"),
+    );
     let later = |min: i64| now() + jiff::SignedDuration::from_mins(min);
     let steps = [
         (Status::SentToVinmec, "cskh:batch", "list of 27/11"),
         (Status::Unreachable, "vinmec:thu", "no answer x3"),
         (Status::SentToVinmec, "vinmec:thu", "retry"),
-        (Status::AppointmentBooked, "vinmec:thu", "2021-11-29 09:00 phone"),
+        (
+            Status::AppointmentBooked,
+            "vinmec:thu",
+            "2021-11-29 09:00 phone",
+        ),
         (Status::Consulted, "vinmec:dr.hai", "report sent"),
         (Status::Surveyed, "cskh:survey", "satisfied"),
     ];
@@ -392,7 +498,11 @@ async fn status_lifecycle_and_events(db: &TestDb) {
         assert_eq!(got.updated_at, later(i as i64 + 1));
         assert_eq!(got.created_at, r.created_at);
     }
-    let stored = s.registration_by_msisdn("0988000001").await.expect("read").expect("present");
+    let stored = s
+        .registration_by_msisdn("0988000001")
+        .await
+        .expect("read")
+        .expect("present");
     assert_eq!(stored.status, Status::Surveyed);
 
     let events = s.events(r.id).await.expect("events");
@@ -404,7 +514,10 @@ async fn status_lifecycle_and_events(db: &TestDb) {
         from = *to;
     }
     // Terminal: nothing leaves Surveyed.
-    match s.set_status(r.id, Status::Cancelled, "x", "", later(99)).await {
+    match s
+        .set_status(r.id, Status::Cancelled, "x", "", later(99))
+        .await
+    {
         Err(StoreError::InvalidTransition { from, to, .. }) => {
             assert_eq!((from, to), (Status::Surveyed, Status::Cancelled))
         }
@@ -412,52 +525,94 @@ async fn status_lifecycle_and_events(db: &TestDb) {
     }
     assert_eq!(s.events(r.id).await.expect("events").len(), steps.len() + 1);
     assert!(matches!(
-        s.set_status(999_999, Status::SentToVinmec, "x", "", now()).await,
+        s.set_status(999_999, Status::SentToVinmec, "x", "", now())
+            .await,
         Err(StoreError::NotFound { .. })
     ));
 
     // Cancelling takes the entry off Vinmec's list.
-    let r2 = registered(s.register(fanpage("0988000002"), &cfg, in_window(), now()).await.expect("reg"));
+    let r2 = registered(
+        s.register(fanpage("0988000002"), &cfg, in_window(), now())
+            .await
+            .expect("reg"),
+    );
     assert!(matches!(
         s.set_status(r2.id, Status::Consulted, "x", "", now()).await,
         Err(StoreError::InvalidTransition { .. })
     ));
-    s.set_status(r2.id, Status::Cancelled, "cskh:lan", "", later(1)).await.expect("cancel");
-    let entry = s.vinmec_entry(r2.id).await.expect("queue").expect("present");
+    s.set_status(r2.id, Status::Cancelled, "cskh:lan", "", later(1))
+        .await
+        .expect("cancel");
+    let entry = s
+        .vinmec_entry(r2.id)
+        .await
+        .expect("queue")
+        .expect("present");
     assert_eq!(entry.status, QueueStatus::Cancelled);
     assert_eq!(entry.updated_at, later(1));
 }
 
 async fn import_sample_then_reimport(db: &TestDb) {
     let s = &db.store;
-    let report = s.import_subscribers_csv(Path::new(SAMPLE)).await.expect("import");
+    let report = s
+        .import_subscribers_csv(Path::new(SAMPLE))
+        .await
+        .expect("import");
     assert_eq!((report.rows, report.inserted, report.updated), (10, 10, 0));
-    assert!(report.batch.starts_with("subscribers-sample.csv@"), "{}", report.batch);
-    let sub = s.subscriber("0831000009").await.expect("read").expect("present");
+    assert!(
+        report.batch.starts_with("subscribers-sample.csv@"),
+        "{}",
+        report.batch
+    );
+    let sub = s
+        .subscriber("0831000009")
+        .await
+        .expect("read")
+        .expect("present");
     assert_eq!(sub.name.as_deref(), Some("Hoàng, Thị Lan"));
     assert_eq!(sub.list_source, "sms");
     assert_eq!(sub.import_batch.as_deref(), Some(report.batch.as_str()));
-    assert_eq!(s.subscriber("0331000007").await.expect("read").expect("present").name, None);
-    let report = s.import_subscribers_csv(Path::new(SAMPLE)).await.expect("reimport");
+    assert_eq!(
+        s.subscriber("0331000007")
+            .await
+            .expect("read")
+            .expect("present")
+            .name,
+        None
+    );
+    let report = s
+        .import_subscribers_csv(Path::new(SAMPLE))
+        .await
+        .expect("reimport");
     assert_eq!((report.rows, report.inserted, report.updated), (10, 0, 10));
     assert_eq!(s.subscriber_count().await.expect("count"), 10);
 }
 
 async fn import_rejects_bad_rows_and_writes_nothing(db: &TestDb) {
     let s = &db.store;
-    s.import_subscribers_csv(Path::new(SAMPLE)).await.expect("import");
+    s.import_subscribers_csv(Path::new(SAMPLE))
+        .await
+        .expect("import");
     let before = s.subscriber("0901000001").await.expect("read");
     let dir = db.scratch();
     let head = "msisdn,plan,charge_per_cycle_vnd,list_source,name\n";
     // Row 2 would update an existing subscriber, row 3 is new: neither may land.
     let good = "0901000001,prepaid,1,sms,Changed\n0912000001,postpaid,500000,sms,New\n";
     let cases = [
-        ("0912000002,postpaid,500000,sms,X\n0903,postpaid,1,sms,X\n", 5, "msisdn"),
+        (
+            "0912000002,postpaid,500000,sms,X\n0903,postpaid,1,sms,X\n",
+            5,
+            "msisdn",
+        ),
         ("0912000002,weekly,1,sms,X\n", 4, "plan"),
         ("0912000002,postpaid,-1,sms,X\n", 4, "charge_per_cycle_vnd"),
         ("0912000002,postpaid,abc,sms,X\n", 4, "charge_per_cycle_vnd"),
         ("0912000002,postpaid,1, ,X\n", 4, "list_source"),
-        ("+84 912 000 001,postpaid,1,sms,Dup\n", 4, "already on line 3"),
+        (
+            "+84 912 000 001,postpaid,1,sms,Dup\n",
+            4,
+            "already on line 3",
+        ),
         ("0912000002,postpaid\n", 4, "fields"),
     ];
     for (i, (bad, line, needle)) in cases.iter().enumerate() {
@@ -471,7 +626,11 @@ async fn import_rejects_bad_rows_and_writes_nothing(db: &TestDb) {
             other => panic!("{bad}: expected a row error, got {other:?}"),
         }
         assert_eq!(s.subscriber_count().await.expect("count"), 10, "{bad}");
-        assert_eq!(s.subscriber("0901000001").await.expect("read"), before, "{bad}");
+        assert_eq!(
+            s.subscriber("0901000001").await.expect("read"),
+            before,
+            "{bad}"
+        );
     }
     let path = dir.path().join("header.csv");
     std::fs::write(&path, "phone,plan\n0912000002,postpaid\n").expect("write");
@@ -480,7 +639,8 @@ async fn import_rejects_bad_rows_and_writes_nothing(db: &TestDb) {
         Err(ImportError::Header { .. })
     ));
     assert!(matches!(
-        s.import_subscribers_csv(&dir.path().join("missing.csv")).await,
+        s.import_subscribers_csv(&dir.path().join("missing.csv"))
+            .await,
         Err(ImportError::Io { .. })
     ));
     assert_eq!(s.subscriber_count().await.expect("count"), 10);
@@ -490,16 +650,27 @@ async fn import_bom_and_diacritics(db: &TestDb) {
     let s = &db.store;
     let dir = db.scratch();
     let path = dir.path().join("bom.csv");
-    let names = ["Nguyễn Thị Thúy Hằng", "Trịnh Đức Mạnh", "Phùng Thị Ngọc Ánh"];
+    let names = [
+        "Nguyễn Thị Thúy Hằng",
+        "Trịnh Đức Mạnh",
+        "Phùng Thị Ngọc Ánh",
+    ];
     let mut text = String::from("\u{feff}MSISDN,Plan,Charge_Per_Cycle_VND,List_Source,Name\r\n");
     for (i, n) in names.iter().enumerate() {
         text.push_str(&format!("0932{i:06},postpaid,310000,sms,{n}\r\n"));
     }
     std::fs::write(&path, text).expect("write");
-    let report = s.import_subscribers_csv(&path).await.expect("BOM file imports");
+    let report = s
+        .import_subscribers_csv(&path)
+        .await
+        .expect("BOM file imports");
     assert_eq!(report.inserted, 3);
     for (i, n) in names.iter().enumerate() {
-        let got = s.subscriber(&format!("0932{i:06}")).await.expect("read").expect("present");
+        let got = s
+            .subscriber(&format!("0932{i:06}"))
+            .await
+            .expect("read")
+            .expect("present");
         assert_eq!(got.name.as_deref(), Some(*n));
     }
 }
@@ -519,7 +690,12 @@ async fn call_records_round_trip(db: &TestDb) {
         disposition: Disposition::Answered,
         end_reason: "remote_bye".into(),
         digits: "112".into(),
-        ivr_path: vec!["welcome".into(), "menu".into(), "specialty".into(), "confirm".into()],
+        ivr_path: vec![
+            "welcome".into(),
+            "menu".into(),
+            "specialty".into(),
+            "confirm".into(),
+        ],
         prompts: vec!["vi/welcome".into(), "vi/menu".into(), "vi/thanks".into()],
         campaign_id: None,
         attempt_id: None,
@@ -543,8 +719,14 @@ async fn call_records_round_trip(db: &TestDb) {
     };
     s.insert_call_record(&full).await.expect("insert");
     s.insert_call_record(&sparse).await.expect("insert");
-    assert_eq!(s.call_record(&full.call_id).await.expect("read"), Some(full.clone()));
-    assert_eq!(s.call_record("out-7-1").await.expect("read"), Some(sparse.clone()));
+    assert_eq!(
+        s.call_record(&full.call_id).await.expect("read"),
+        Some(full.clone())
+    );
+    assert_eq!(
+        s.call_record("out-7-1").await.expect("read"),
+        Some(sparse.clone())
+    );
     assert_eq!(s.call_record("nope").await.expect("read"), None);
     assert_eq!(
         s.call_records(10).await.expect("list"),

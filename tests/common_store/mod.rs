@@ -43,7 +43,9 @@ pub async fn postgres() -> TestDb {
     let mut conn = sqlx::PgConnection::connect(&admin_url)
         .await
         .unwrap_or_else(|e| {
-            panic!("PostgreSQL at {admin_url} is unreachable ({e}); the postgres store tests need it")
+            panic!(
+                "PostgreSQL at {admin_url} is unreachable ({e}); the postgres store tests need it"
+            )
         });
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
         .execute(&mut conn)
@@ -63,7 +65,9 @@ pub async fn postgres() -> TestDb {
 impl TestDb {
     /// A second, independent Store (own pool) on the same data: a second service process.
     pub async fn another_store(&self) -> Store {
-        Store::connect(&self.url).await.expect("connect a second store")
+        Store::connect(&self.url)
+            .await
+            .expect("connect a second store")
     }
 
     /// The SQLite file's path (None on PostgreSQL).
