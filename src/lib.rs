@@ -11,5 +11,7 @@ pub mod call;
 pub mod config;
 pub mod http;
 pub mod media;
+pub mod program;
 pub mod sip;
+pub mod store;
 pub mod telemetry;
