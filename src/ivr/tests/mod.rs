@@ -1,0 +1,1 @@
+//! Data-driven tests for the compiler and the engine.
