@@ -266,7 +266,8 @@ impl Engine {
 
     fn on_digit(&mut self, now: Instant, key: char) {
         let key = key.to_ascii_uppercase();
-        if !is_dtmf(key) {
+        // Keys before `start` or after the end are not this engine's to record.
+        if !is_dtmf(key) || matches!(self.wait, Wait::NotStarted | Wait::Finished) {
             return;
         }
         self.digits.push(key);

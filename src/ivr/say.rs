@@ -292,7 +292,7 @@ mod tests {
         );
         let april = say_date("2022-04-30").unwrap_or_default();
         assert_eq!(
-            &april[3..5],
+            &april[2..4],
             &["word_thang".to_string(), "num_tu_tone".into()]
         );
         assert_eq!(
