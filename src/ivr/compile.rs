@@ -38,7 +38,7 @@ pub struct DialplanError {
     pub file: String,
     /// 1-based line; `None` when the problem is the file as a whole (unreadable).
     pub line: Option<usize>,
-    /// Where in the file: "node `main_menu`", "[dialplan]", "[vars]".
+    /// Where in the file: "node `main_menu`", "`[dialplan]`", "`[vars]`".
     pub context: Option<String>,
     pub kind: ErrorKind,
 }
@@ -815,7 +815,13 @@ impl<'c> Compiler<'c> {
             }
         }
         let outcomes = outcomes?;
-        if default.is_none() {
+        // A `default` that names an unknown node was reported already: do not also
+        // report every outcome as unhandled.
+        let has_default = match find(fields, "on").map(|e| e.value.get_ref()) {
+            Some(DeValue::Table(t)) => t.iter().any(|(k, _)| k.get_ref() == "default"),
+            _ => false,
+        };
+        if !has_default {
             let missing: Vec<String> = outcomes
                 .iter()
                 .filter(|o| !on.contains_key(*o))

@@ -213,6 +213,14 @@ fn unhandled_outcomes_without_default() {
 }
 
 #[test]
+fn bad_default_is_reported_once() {
+    assert_one(
+        &errors_after("default = \"bye\"", "default = \"by\""),
+        "dialplans/9090.toml:14: node `identify`: outcome `default` goes to unknown node `by`",
+    );
+}
+
+#[test]
 fn on_key_that_is_not_an_outcome() {
     assert_one(
         &errors_after(
