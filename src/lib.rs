@@ -10,6 +10,7 @@ pub mod app;
 pub mod call;
 pub mod config;
 pub mod http;
+pub mod ivr;
 pub mod media;
 pub mod program;
 pub mod sip;
