@@ -1,30 +1,33 @@
 //! Builds and wires the service: prompts, SIP driver, call routing, HTTP. Exposes the
 //! bound ports (port 0 works in tests) and a draining shutdown.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::call::flow::required_prompts;
+use crate::call::actions::{self, ProgramActions};
 use crate::call::ports::RtpPorts;
+use crate::call::router::SharedDialplans;
 use crate::call::{CallContext, CallLog, router};
 use crate::config::Settings;
 use crate::http;
+use crate::ivr::{self, CompileContext, DialplanError, Dialplans};
 use crate::media::{PromptCache, PromptError};
 use crate::sip::transport::{self, Census, SipHandle};
 use crate::sip::{EndpointConfig, Timers};
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(transparent)]
     Prompts(#[from] PromptError),
-    #[error("{dir}: prompt `{id}` is missing (the call flow needs it)")]
-    MissingPrompt { dir: PathBuf, id: String },
+    #[error("{} dialplan error(s):\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Dialplans(Vec<DialplanError>),
+    #[error("registration store: {0}")]
+    Store(#[from] StoreError),
     #[error("cannot bind {what} on {addr}: {source}")]
     Bind {
         what: &'static str,
@@ -37,23 +40,31 @@ pub enum AppError {
 #[derive(Debug)]
 pub struct CheckReport {
     pub prompts: usize,
+    pub dialplans: usize,
+    pub numbers: Vec<String>,
+}
+
+/// Compiles every dialplan against the loaded prompts and the program's actions.
+pub fn load_dialplans(settings: &Settings, prompts: &PromptCache) -> Result<Dialplans, AppError> {
+    let ctx = CompileContext {
+        prompts: prompts.ids().map(str::to_string).collect(),
+        actions: actions::catalogue(),
+    };
+    ivr::load_dir(&settings.dialplans.dir, &ctx).map_err(AppError::Dialplans)
 }
 
 /// Loads and validates everything that can be wrong before a socket is opened.
-pub fn check(settings: &Settings) -> Result<(PromptCache, CheckReport), AppError> {
+pub fn check(settings: &Settings) -> Result<(PromptCache, Dialplans, CheckReport), AppError> {
     let prompts = PromptCache::load_dir(&settings.prompts.dir)?;
-    for id in required_prompts() {
-        if !prompts.contains(&id) {
-            return Err(AppError::MissingPrompt {
-                dir: settings.prompts.dir.clone(),
-                id,
-            });
-        }
-    }
+    let dialplans = load_dialplans(settings, &prompts)?;
+    let mut numbers: Vec<String> = dialplans.numbers().map(str::to_string).collect();
+    numbers.sort();
     let report = CheckReport {
         prompts: prompts.len(),
+        dialplans: dialplans.len(),
+        numbers,
     };
-    Ok((prompts, report))
+    Ok((prompts, dialplans, report))
 }
 
 /// The running service.
@@ -61,6 +72,9 @@ pub struct App {
     pub sip_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub calls: CallLog,
+    pub store: Store,
+    dialplans: SharedDialplans,
+    prompts: PromptCache,
     sip: SipHandle,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -71,8 +85,11 @@ pub struct App {
 
 impl App {
     pub async fn start(settings: Settings) -> Result<App, AppError> {
-        let (prompts, report) = check(&settings)?;
-        tracing::info!(prompts = report.prompts, dir = %settings.prompts.dir.display(), "prompts loaded");
+        let (prompts, dialplans, report) = check(&settings)?;
+        tracing::info!(prompts = report.prompts, dialplans = report.dialplans,
+            numbers = ?report.numbers, "prompts and dialplans loaded");
+        let store = Store::connect(&settings.database.url).await?;
+        let dialplans: SharedDialplans = Arc::new(RwLock::new(Arc::new(dialplans)));
 
         let listen = settings.sip.listen;
         let (udp, tcp) = transport::bind(listen)
@@ -107,7 +124,7 @@ impl App {
             settings.rtp.port_min,
             settings.rtp.port_max,
         ));
-        let numbers: HashSet<String> = settings.sip.service_numbers.iter().cloned().collect();
+        let router_plans = dialplans.clone();
 
         // The router needs the SIP handle (to answer) and the driver needs the router:
         // hand the context to the router through a cell filled right after spawn.
@@ -122,7 +139,7 @@ impl App {
                 };
                 inner = Some(router::router(
                     ctx.clone(),
-                    numbers.clone(),
+                    router_plans.clone(),
                     ports.clone(),
                     router_tracker.clone(),
                 ));
@@ -142,12 +159,16 @@ impl App {
             })?;
         let ctx = Arc::new(CallContext {
             sip: sip.clone(),
-            prompts,
+            prompts: prompts.clone(),
             log: calls.clone(),
             advertised_ip,
             answer_delay: settings.sip.answer_delay,
-            gather_timeout: settings.demo.gather_timeout,
             inactivity_timeout: settings.rtp.inactivity_timeout,
+            actions: ProgramActions {
+                store: store.clone(),
+                program: Arc::new(settings.program.clone()),
+            },
+            store: store.clone(),
             shutdown: shutdown.clone(),
             shutdown_grace: settings.shutdown.grace,
         });
@@ -172,6 +193,12 @@ impl App {
             http::HttpState {
                 calls: calls.clone(),
                 sip: sip.clone(),
+                reload: Arc::new({
+                    let settings = settings.clone();
+                    let prompts = prompts.clone();
+                    let dialplans = dialplans.clone();
+                    move || reload_dialplans(&settings, &prompts, &dialplans)
+                }),
             },
             shutdown.clone(),
         ));
@@ -180,6 +207,9 @@ impl App {
             sip_addr: bound,
             http_addr,
             calls,
+            store,
+            dialplans,
+            prompts,
             sip,
             shutdown,
             tracker,
@@ -187,6 +217,11 @@ impl App {
             http_task,
             settings,
         })
+    }
+
+    /// Recompiles the dialplans and swaps them in; on any error the old ones stay.
+    pub fn reload(&self) -> Result<usize, AppError> {
+        reload_dialplans(&self.settings, &self.prompts, &self.dialplans)
     }
 
     pub async fn census(&self) -> Option<Census> {
@@ -221,6 +256,27 @@ impl App {
         self.sip.stop();
         let _ = self.driver.await;
         let _ = self.http_task.await;
+        self.store.close().await;
         tracing::info!("stopped");
+    }
+}
+
+fn reload_dialplans(
+    settings: &Settings,
+    prompts: &PromptCache,
+    shared: &SharedDialplans,
+) -> Result<usize, AppError> {
+    match load_dialplans(settings, prompts) {
+        Ok(plans) => {
+            let n = plans.len();
+            let mut guard = shared.write().unwrap_or_else(|e| e.into_inner());
+            *guard = Arc::new(plans);
+            tracing::info!(dialplans = n, "dialplans reloaded");
+            Ok(n)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "dialplan reload refused; the running plans stay");
+            Err(e)
+        }
     }
 }

@@ -30,7 +30,8 @@ pub struct Settings {
     pub http: HttpSettings,
     pub database: DatabaseSettings,
     pub prompts: PromptSettings,
-    pub demo: DemoSettings,
+    pub dialplans: DialplanSettings,
+    pub program: crate::program::ProgramConfig,
     pub log: LogSettings,
     pub shutdown: ShutdownSettings,
 }
@@ -41,7 +42,6 @@ pub struct SipSettings {
     pub listen: SocketAddr,
     /// Empty string means "derive from `listen`".
     pub public_addr: String,
-    pub service_numbers: Vec<String>,
     #[serde(with = "humantime_serde")]
     pub t1: Duration,
     #[serde(with = "humantime_serde")]
@@ -83,9 +83,8 @@ pub struct PromptSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DemoSettings {
-    #[serde(with = "humantime_serde")]
-    pub gather_timeout: Duration,
+pub struct DialplanSettings {
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -136,9 +135,7 @@ impl Settings {
         let mut environment = config::Environment::with_prefix("TONGDAI")
             .prefix_separator("__")
             .separator("__")
-            .try_parsing(true)
-            .list_separator(",")
-            .with_list_parse_key("sip.service_numbers");
+            .try_parsing(true);
         if env.is_some() {
             environment = environment.source(env);
         }
@@ -171,9 +168,6 @@ impl Settings {
         if !self.sip.public_addr.is_empty() && self.sip.public_addr.parse::<IpAddr>().is_err() {
             return invalid("sip.public_addr", "must be an IP address or empty");
         }
-        if self.sip.service_numbers.is_empty() {
-            return invalid("sip.service_numbers", "at least one number is needed");
-        }
         if self.sip.t1.is_zero() || self.sip.t2 < self.sip.t1 {
             return invalid("sip.t1", "must be > 0 and not above sip.t2");
         }
@@ -197,6 +191,12 @@ impl Settings {
         }
         if self.log.level.trim().is_empty() {
             return invalid("log.level", "must not be empty");
+        }
+        if let Err(e) = self.program.validate() {
+            return Err(ConfigError::Invalid {
+                key: "program",
+                problem: e.to_string(),
+            });
         }
         Ok(())
     }
@@ -230,11 +230,29 @@ mod tests {
     fn embedded_defaults_load() {
         let s = Settings::load_with_env(None, Some(HashMap::new())).unwrap();
         assert_eq!(s.sip.listen, "0.0.0.0:5060".parse().unwrap());
-        assert_eq!(s.sip.service_numbers, vec!["9090".to_string()]);
         assert_eq!(s.http.listen, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(s.rtp.inactivity_timeout, Duration::from_secs(30));
         assert_eq!(s.log.format, LogFormat::Pretty);
         assert!(s.database.url.starts_with("sqlite:"));
+        assert_eq!(s.program, crate::program::ProgramConfig::default());
+    }
+
+    #[test]
+    fn program_numbers_are_configuration() {
+        let s = Settings::from_toml_overrides(
+            "[program]\ncap = 10\ntoday = \"2021-12-01\"\nmin_charge_vnd = 500000\n",
+        )
+        .unwrap();
+        assert_eq!(s.program.cap, 10);
+        assert_eq!(s.program.min_charge_vnd, 500_000);
+        assert_eq!(
+            s.program.today.map(|d| d.to_string()),
+            Some("2021-12-01".into())
+        );
+        assert_eq!(s.program.specialties.len(), 6, "built-in specialties kept");
+        let err = Settings::from_toml_overrides("[program]\nregistration_end = \"2021-11-01\"\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("registration_end"), "{err}");
     }
 
     #[test]
@@ -249,16 +267,13 @@ mod tests {
         let env = HashMap::from([
             ("TONGDAI__SIP__T1".to_string(), "50ms".to_string()),
             ("TONGDAI__LOG__FORMAT".to_string(), "json".to_string()),
-            (
-                "TONGDAI__SIP__SERVICE_NUMBERS".to_string(),
-                "9090,18001090".to_string(),
-            ),
+            ("TONGDAI__PROGRAM__CAP".to_string(), "42".to_string()),
         ]);
         let s = Settings::load_with_env(Some(&file), Some(env)).unwrap();
         assert_eq!(s.sip.listen, "127.0.0.1:5070".parse().unwrap());
         assert_eq!(s.sip.t1, Duration::from_millis(50));
         assert_eq!(s.log.format, LogFormat::Json);
-        assert_eq!(s.sip.service_numbers, vec!["9090", "18001090"]);
+        assert_eq!(s.program.cap, 42);
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! HTTP: health and the recent-calls view (the full API comes with the supervisors'
 //! milestone). The only module that serialises JSON for the outside world.
 
+use std::sync::Arc;
+
 use axum::extract::State;
-use axum::routing::get;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -11,10 +14,14 @@ use crate::call::{CallLog, CallRecord};
 use crate::sip::transport::SipHandle;
 use crate::telemetry::mask_number;
 
+/// Recompiles and swaps the dialplans; returns how many are loaded.
+pub type ReloadFn = Arc<dyn Fn() -> Result<usize, crate::app::AppError> + Send + Sync>;
+
 #[derive(Clone)]
 pub struct HttpState {
     pub calls: CallLog,
     pub sip: SipHandle,
+    pub reload: ReloadFn,
 }
 
 pub async fn serve(
@@ -26,6 +33,7 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/calls", get(calls))
+        .route("/reload", post(reload))
         .with_state(state);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -41,6 +49,18 @@ async fn ready(State(state): State<HttpState>) -> (axum::http::StatusCode, &'sta
         None => (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "sip not running\n",
+        ),
+    }
+}
+
+/// `tongdai reload` posts here. Only reachable on `http.listen` (loopback by default);
+/// the role-based API of a later milestone will guard it with an admin token.
+async fn reload(State(state): State<HttpState>) -> (StatusCode, Json<serde_json::Value>) {
+    match (state.reload)() {
+        Ok(n) => (StatusCode::OK, Json(serde_json::json!({ "reloaded": n }))),
+        Err(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(serde_json::json!({ "error": e.to_string() })),
         ),
     }
 }

@@ -1,4 +1,5 @@
-//! `tongdai serve | check`: thin — telemetry, configuration, run until SIGTERM/Ctrl-C.
+//! `tongdai serve | check | reload | import`: thin — telemetry, configuration, run until
+//! SIGTERM/Ctrl-C (SIGHUP reloads the dialplans).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +29,20 @@ enum Cmd {
     Serve,
     /// Validate configuration, dialplans and prompts; exit non-zero on any problem.
     Check,
+    /// Ask the running service (on `http.listen`) to reload its dialplans.
+    Reload,
+    /// Load data into the registration store.
+    Import {
+        #[command(subcommand)]
+        what: ImportWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportWhat {
+    /// The screened target list: CSV `msisdn,plan,charge_per_cycle_vnd,list_source[,name]`.
+    /// Every row is validated; one bad row and nothing is loaded.
+    Subscribers { file: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -45,13 +60,46 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Cmd::Check => {
-            let (_, report) = app::check(&settings)?;
+            let (_, _, report) = app::check(&settings)?;
             println!(
-                "ok: configuration valid, {} prompts in {}",
+                "ok: configuration valid, {} prompts in {}, {} dialplans in {} answering {}",
                 report.prompts,
-                settings.prompts.dir.display()
+                settings.prompts.dir.display(),
+                report.dialplans,
+                settings.dialplans.dir.display(),
+                report.numbers.join(", ")
             );
             Ok(())
+        }
+        Cmd::Reload => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+            let answer = runtime.block_on(post_reload(settings.http.listen))?;
+            println!("{answer}");
+            Ok(())
+        }
+        Cmd::Import {
+            what: ImportWhat::Subscribers { file },
+        } => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+            runtime.block_on(async {
+                let store = tongdai::store::Store::connect(&settings.database.url)
+                    .await
+                    .context("opening the registration store")?;
+                let report = store
+                    .import_subscribers_csv(&file)
+                    .await
+                    .with_context(|| format!("importing {}", file.display()))?;
+                println!(
+                    "ok: {} rows from {} ({} new, {} updated), batch {}",
+                    report.rows,
+                    file.display(),
+                    report.inserted,
+                    report.updated,
+                    report.batch
+                );
+                store.close().await;
+                anyhow::Ok(())
+            })
         }
         Cmd::Serve => {
             tongdai::telemetry::init(&settings.log);
@@ -62,19 +110,46 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
     let app = App::start(settings).await.context("starting the service")?;
-    wait_for_signal().await?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => { r.context("waiting for Ctrl-C")?; break; }
+            _ = term.recv() => break,
+            _ = hup.recv() => {
+                // A bad edit keeps the running plans; the error is logged.
+                let _ = app.reload();
+            }
+        }
+    }
+    tracing::info!("signal received");
     app.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
-        _ = term.recv() => {}
+/// `POST /reload` to the local service; plain HTTP/1.1 so the CLI needs no client crate.
+async fn post_reload(addr: std::net::SocketAddr) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = if addr.ip().is_unspecified() {
+        std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    };
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to the service on {addr}"))?;
+    stream
+        .write_all(b"POST /reload HTTP/1.1\r\nHost: tongdai\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let ok = response.starts_with("HTTP/1.1 200");
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    if ok {
+        Ok(body)
+    } else {
+        anyhow::bail!("reload refused: {body}")
     }
-    tracing::info!("signal received");
-    Ok(())
 }

@@ -85,13 +85,18 @@ fn check_names_a_prompt_with_the_wrong_format() {
 #[test]
 fn check_names_a_missing_prompt() {
     let dir = prompts_with("extra", 8_000, 1, 16);
-    std::fs::remove_file(dir.path().join("digit_5.wav")).expect("rm");
+    std::fs::remove_file(dir.path().join("goodbye.wav")).expect("rm");
     let (ok, out) = tongdai(
         &["check"],
         &[("TONGDAI__PROMPTS__DIR", dir.path().to_str().unwrap())],
     );
     assert!(!ok);
-    assert!(out.contains("digit_5"), "{out}");
+    // Named with the dialplan file and line that needs it.
+    assert!(out.contains("goodbye"), "{out}");
+    assert!(
+        out.contains("9090.toml:") && out.contains("demo.toml:"),
+        "{out}"
+    );
 }
 
 #[test]

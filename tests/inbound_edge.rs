@@ -37,9 +37,7 @@ async fn missing_ack_retransmits_200_then_hangs_up_with_bye() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_caller_is_hung_up_after_rtp_inactivity() {
-    let svc =
-        Service::start("[rtp]\ninactivity_timeout = \"1s\"\n[demo]\ngather_timeout = \"60s\"\n")
-            .await;
+    let svc = Service::start("[rtp]\ninactivity_timeout = \"1s\"\n").await;
     let mut c = Client::new(svc.sip_addr()).await;
     c.call_until_200().await;
     c.ack().await;
@@ -54,7 +52,7 @@ async fn silent_caller_is_hung_up_after_rtp_inactivity() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompt_rtp_has_correct_sequence_timestamps_ssrc_and_marker() {
-    let svc = Service::start("[demo]\ngather_timeout = \"60s\"\n").await;
+    let svc = Service::start("").await;
     let mut c = Client::new(svc.sip_addr()).await;
     let ok = c.call_until_200().await;
     // PCMA was first in our offer: the answer respects the offer's order.
@@ -138,7 +136,7 @@ Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_udp_and_tcp_bytes_do_not_stop_the_service() {
-    let svc = Service::start("[demo]\ngather_timeout = \"1s\"\n").await;
+    let svc = Service::start("").await;
     let c = Client::new(svc.sip_addr()).await;
     for d in hostile_datagrams() {
         c.send_raw(&d).await;
@@ -186,8 +184,7 @@ async fn hostile_udp_and_tcp_bytes_do_not_stop_the_service() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_refuses_new_calls_and_hangs_up_active_ones_after_grace() {
-    let svc =
-        Service::start("[shutdown]\ngrace = \"1s\"\n[demo]\ngather_timeout = \"60s\"\n").await;
+    let svc = Service::start("[shutdown]\ngrace = \"1s\"\n").await;
     let mut c = Client::new(svc.sip_addr()).await;
     c.call_until_200().await;
     c.ack().await;
@@ -197,7 +194,7 @@ async fn shutdown_refuses_new_calls_and_hangs_up_active_ones_after_grace() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     // A new INVITE while draining: 503 with Retry-After.
     let late = Client::new(addr).await;
-    late.send(&late.invite("9090", "late", &sdp(late.rtp_port(), "")))
+    late.send(&late.invite(common::DEMO, "late", &sdp(late.rtp_port(), "")))
         .await;
     let refused = late
         .expect(Duration::from_secs(5), |m| {

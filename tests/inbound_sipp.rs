@@ -142,7 +142,7 @@ async fn caller_hangs_up_mid_prompt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_hangs_up_after_no_input() {
-    let svc = Service::start("[demo]\ngather_timeout = \"1s\"\n").await;
+    let svc = Service::start("").await;
     let run = sipp(
         "no_digit",
         "uac_no_digit.xml",

@@ -95,7 +95,7 @@ fn check(name: &str, transport: &str, expect: &Expect, bytes: &[u8], answers: &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn torture_messages_over_udp_then_a_normal_call() {
-    let svc = Service::start("[demo]\ngather_timeout = \"1s\"\n").await;
+    let svc = Service::start("").await;
     for (name, expect, _) in expectations() {
         // A fresh socket per message: an unacknowledged final answer to an earlier INVITE
         // is retransmitted (Timer G) and must not land in the next message's window.
@@ -129,7 +129,7 @@ async fn torture_messages_over_udp_then_a_normal_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn torture_messages_over_tcp_then_a_normal_call() {
-    let svc = Service::start("[demo]\ngather_timeout = \"1s\"\n").await;
+    let svc = Service::start("").await;
     for (name, _, expect) in expectations() {
         let bytes = std::fs::read(corpus_dir().join(format!("{name}.dat"))).expect("corpus file");
         // One connection per message: a framing error closes the connection.

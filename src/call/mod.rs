@@ -1,10 +1,11 @@
 //! Calls: where a leg, a media session and the call flow meet.
 //!
-//! `router` decides synchronously (inside the SIP driver) whether a new INVITE is
-//! for us, negotiates its SDP and spawns the call task; `runner` is that task; `flow`
-//! is the sans-IO call flow; `record` keeps what happened.
+//! `router` decides synchronously (inside the SIP driver) which dialplan answers a new
+//! INVITE, negotiates its SDP and spawns the call task; `runner` is that task, driving
+//! the sans-IO IVR engine and media session; `actions` are the program's dialplan
+//! actions against the store; `record` keeps what happened.
 
-pub mod flow;
+pub mod actions;
 pub mod ports;
 pub mod record;
 pub mod router;

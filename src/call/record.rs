@@ -38,6 +38,9 @@ pub struct CallRecord {
     /// remote_bye, local_bye, cancelled, ack_timeout, rtp_timeout, shutdown, rejected.
     pub end_reason: String,
     pub digits: String,
+    /// The dialplan that ran and the nodes it visited.
+    pub dialplan: Option<String>,
+    pub ivr_path: Vec<String>,
     pub prompts: Vec<PromptPlay>,
     pub codec: Option<String>,
     pub telephone_event_pt: Option<u8>,
@@ -67,6 +70,8 @@ impl CallRecord {
             final_status: None,
             end_reason: String::new(),
             digits: String::new(),
+            dialplan: None,
+            ivr_path: Vec::new(),
             prompts: Vec::new(),
             codec: None,
             telephone_event_pt: None,

@@ -1,31 +1,40 @@
-//! Routing of new inbound calls: number → flow, offer → answer, or a rejection code.
+//! Routing of new inbound calls: called number → dialplan, offer → answer, or a
+//! rejection code. Runs inside the SIP driver, so it only does quick, non-blocking work.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
 use super::ports::RtpPorts;
 use super::runner::{CallContext, run_inbound};
+use crate::ivr::Dialplans;
 use crate::media::SdpError;
 use crate::media::sdp;
 use crate::sip::transport::Router;
 use crate::sip::{IncomingCall, LegEvent};
 
+/// The dialplans in force. A reload swaps the `Arc`; calls keep the plan they started
+/// with because each holds its own `Arc<CompiledPlan>`.
+pub type SharedDialplans = Arc<RwLock<Arc<Dialplans>>>;
+
 /// Builds the router closure the SIP driver calls for each new INVITE.
 pub fn router(
     ctx: Arc<CallContext>,
-    service_numbers: HashSet<String>,
+    dialplans: SharedDialplans,
     ports: Arc<RtpPorts>,
     tracker: TaskTracker,
 ) -> Router {
     Box::new(move |call: &IncomingCall| {
         let called = call.called.as_deref().unwrap_or("");
-        if !service_numbers.contains(called) {
-            tracing::info!(called, "INVITE for a number we do not serve: 404");
+        let plans = dialplans
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_else(|e| e.into_inner().clone());
+        let Some(plan) = plans.for_number(called) else {
+            tracing::info!(called, "INVITE for a number no dialplan answers: 404");
             return Err(404);
-        }
+        };
         let is_sdp = call
             .content_type
             .as_deref()
@@ -53,9 +62,14 @@ pub fn router(
             }
         };
         let (tx, rx) = mpsc::unbounded_channel::<LegEvent>();
-        let ctx = ctx.clone();
-        let call = call.clone();
-        tracker.spawn(run_inbound(ctx, call, negotiated, port, rx));
+        tracker.spawn(run_inbound(
+            ctx.clone(),
+            call.clone(),
+            plan,
+            negotiated,
+            port,
+            rx,
+        ));
         Ok(tx)
     })
 }

@@ -12,13 +12,16 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::flow::{DemoFlow, FlowAction};
+use super::actions::{ActionCall, ActionResult, ProgramActions};
 use super::ports::RtpPort;
 use super::record::{CallLog, CallRecord, PromptPlay};
+use crate::ivr::{CompiledPlan, Engine, Input, Output};
 use crate::media::sdp::{self, LocalMedia, Negotiated};
 use crate::media::{MediaEvent, MediaSession, PromptCache, SessionParams, parse_info_digit};
+use crate::program::Channel;
 use crate::sip::transport::SipHandle;
 use crate::sip::{Command, EndReason, IncomingCall, LegEvent, LegId};
+use crate::store::{CallDirection, CallRecordRow, Disposition, Store};
 use crate::telemetry::mask_number;
 
 /// What every call needs from the service, shared.
@@ -29,8 +32,9 @@ pub struct CallContext {
     pub log: CallLog,
     pub advertised_ip: std::net::IpAddr,
     pub answer_delay: Duration,
-    pub gather_timeout: Duration,
     pub inactivity_timeout: Duration,
+    pub actions: ProgramActions,
+    pub store: Store,
     pub shutdown: CancellationToken,
     pub shutdown_grace: Duration,
 }
@@ -43,6 +47,7 @@ fn now() -> Instant {
 pub async fn run_inbound(
     ctx: Arc<CallContext>,
     call: IncomingCall,
+    plan: Arc<CompiledPlan>,
     negotiated: Negotiated,
     port: RtpPort,
     events: mpsc::UnboundedReceiver<LegEvent>,
@@ -50,21 +55,34 @@ pub async fn run_inbound(
     let caller = call.caller.as_deref().map(mask_number).unwrap_or_default();
     let span = tracing::info_span!("call", call_id = %call.call_id, leg = call.leg, caller = %caller,
         called = call.called.as_deref().unwrap_or(""), direction = "inbound");
-    let record = CallRecord::new(
+    let mut record = CallRecord::new(
         call.call_id.clone(),
         call.leg,
         call.caller.clone(),
         call.called.clone(),
     );
+    record.dialplan = Some(plan.name().to_string());
+    let (action_tx, action_rx) = mpsc::unbounded_channel();
     let mut c = InboundCall {
         ctx,
         leg: call.leg,
+        action_call: ActionCall {
+            caller: call.caller.clone(),
+            call_id: call.call_id.clone(),
+            channel: Channel::Hotline,
+        },
+        transfer_host: call.flow.remote(),
         record,
+        plan,
         negotiated,
         port,
         events,
         media: None,
-        flow: None,
+        engine: None,
+        pending_prompts: 0,
+        action_tx,
+        action_rx,
+        transferring: false,
         shutdown_deadline: None,
         session_version: 1,
     };
@@ -72,7 +90,7 @@ pub async fn run_inbound(
         tracing::info!("incoming call");
         c.ctx.log.upsert_active(&c.record);
         let reason = c.run().await;
-        c.finish(reason);
+        c.finish(reason).await;
     }
     .instrument(span)
     .await
@@ -81,12 +99,22 @@ pub async fn run_inbound(
 struct InboundCall {
     ctx: Arc<CallContext>,
     leg: LegId,
+    action_call: ActionCall,
+    /// Where the call came from (the trunk): a REFER target without a host goes there.
+    transfer_host: SocketAddr,
     record: CallRecord,
+    plan: Arc<CompiledPlan>,
     negotiated: Negotiated,
     port: RtpPort,
     events: mpsc::UnboundedReceiver<LegEvent>,
     media: Option<MediaSession>,
-    flow: Option<DemoFlow>,
+    engine: Option<Engine>,
+    /// Prompts of the engine's last `Play` still to finish.
+    pending_prompts: usize,
+    action_tx: mpsc::UnboundedSender<ActionResult>,
+    action_rx: mpsc::UnboundedReceiver<ActionResult>,
+    /// A REFER is out; the call ends when the transfer succeeds or fails.
+    transferring: bool,
     shutdown_deadline: Option<Instant>,
     session_version: u64,
 }
@@ -167,6 +195,12 @@ impl InboundCall {
                     }
                     None => return "shutdown",
                 },
+                Some(result) = self.action_rx.recv() => {
+                    tracing::info!(outcome = %result.outcome, "action result");
+                    if let Some(engine) = self.engine.as_mut() {
+                        engine.handle(now(), Input::ActionResult { outcome: result.outcome, vars: result.vars });
+                    }
+                },
                 r = socket.recv_from(&mut recv_buf) => {
                     if let Ok((n, from)) = r
                         && let Some(media) = self.media.as_mut()
@@ -179,8 +213,8 @@ impl InboundCall {
                     if let Some(media) = self.media.as_mut() {
                         media.handle_timeout(t);
                     }
-                    if let Some(flow) = self.flow.as_mut() {
-                        flow.handle_timeout(t);
+                    if let Some(engine) = self.engine.as_mut() {
+                        engine.handle_timeout(t);
                     }
                     if self.shutdown_deadline.is_some_and(|d| d <= t) {
                         tracing::info!("shutdown grace over; hanging up");
@@ -201,7 +235,7 @@ impl InboundCall {
     fn next_deadline(&self) -> Option<Instant> {
         [
             self.media.as_ref().and_then(|m| m.poll_timeout()),
-            self.flow.as_ref().and_then(|f| f.poll_timeout()),
+            self.engine.as_ref().and_then(|e| e.poll_timeout()),
             self.shutdown_deadline,
         ]
         .into_iter()
@@ -214,10 +248,17 @@ impl InboundCall {
         let t = now();
         match ev {
             LegEvent::Confirmed { .. } => {
-                tracing::debug!("ACK received; starting the call flow");
-                let mut flow = DemoFlow::new(self.ctx.gather_timeout);
-                flow.start(t);
-                self.flow = Some(flow);
+                tracing::debug!(
+                    dialplan = self.plan.name(),
+                    "ACK received; starting the dialplan"
+                );
+                let mut vars = std::collections::BTreeMap::new();
+                if let Some(caller) = &self.action_call.caller {
+                    vars.insert("caller".to_string(), caller.clone());
+                }
+                let mut engine = Engine::new(self.plan.clone(), vars);
+                engine.start(t);
+                self.engine = Some(engine);
             }
             LegEvent::Reoffer { sdp, .. } => {
                 self.record.reoffers += 1;
@@ -260,9 +301,27 @@ impl InboundCall {
             }
             LegEvent::Terminated { reason, .. } => return Some(end_reason(&reason)),
             LegEvent::ByeCompleted { .. } => return Some("local_bye"),
-            LegEvent::Incoming(_)
-            | LegEvent::ReferAnswered { .. }
-            | LegEvent::TransferProgress { .. } => {}
+            LegEvent::ReferAnswered { status, .. } => {
+                let accepted = status.is_some_and(|s| (200..300).contains(&s));
+                tracing::info!(?status, "REFER answered");
+                if !accepted && self.transferring {
+                    self.ctx.sip.command(Command::Hangup { leg: self.leg });
+                    return Some("transfer_failed");
+                }
+            }
+            LegEvent::TransferProgress { status, .. } => {
+                tracing::info!(status, "transfer progress");
+                if self.transferring && status >= 200 {
+                    // Connected or failed: either way this leg is done (RFC 5589 §6.1).
+                    self.ctx.sip.command(Command::Hangup { leg: self.leg });
+                    return Some(if status < 300 {
+                        "transferred"
+                    } else {
+                        "transfer_failed"
+                    });
+                }
+            }
+            LegEvent::Incoming(_) => {}
         }
         None
     }
@@ -270,8 +329,8 @@ impl InboundCall {
     fn on_digit(&mut self, at: Instant, digit: char, method: &'static str) {
         tracing::info!(digit = %digit, method, "DTMF");
         self.record.digits.push(digit);
-        if let Some(flow) = self.flow.as_mut() {
-            flow.on_digit(at, digit);
+        if let Some(engine) = self.engine.as_mut() {
+            engine.handle(at, Input::Digit(digit));
         }
     }
 
@@ -295,8 +354,11 @@ impl InboundCall {
                             frames_sent,
                             completed: true,
                         });
-                        if let Some(flow) = self.flow.as_mut() {
-                            flow.on_prompt_finished(t);
+                        self.pending_prompts = self.pending_prompts.saturating_sub(1);
+                        if self.pending_prompts == 0
+                            && let Some(engine) = self.engine.as_mut()
+                        {
+                            engine.handle(t, Input::PromptsFinished);
                         }
                     }
                     MediaEvent::Inactive => {
@@ -306,23 +368,12 @@ impl InboundCall {
                     }
                 }
             }
-            while let Some(action) = self.flow.as_mut().and_then(|f| f.poll_action()) {
+            while let Some(output) = self.engine.as_mut().and_then(|e| e.poll_output()) {
                 progressed = true;
-                match action {
-                    FlowAction::Play(id) => match self.ctx.prompts.get(&id) {
-                        Some(prompt) => {
-                            if let Some(media) = self.media.as_mut() {
-                                media.play(t, prompt);
-                            }
-                        }
-                        None => {
-                            // Checked at start-up; reaching this is a bug, not a caller's fault.
-                            tracing::error!(prompt = %id, "prompt missing; hanging up");
-                            self.ctx.sip.command(Command::Hangup { leg: self.leg });
-                            return Some("local_bye");
-                        }
-                    },
-                    FlowAction::StopPlayback => {
+                match output {
+                    Output::Play(ids) => self.play(t, ids),
+                    Output::StopPlayback => {
+                        self.pending_prompts = 0;
                         if let Some(media) = self.media.as_mut()
                             && let Some((id, frames_sent)) = media.stop_playback()
                         {
@@ -333,8 +384,37 @@ impl InboundCall {
                             });
                         }
                     }
-                    FlowAction::Hangup => {
-                        tracing::info!("call flow finished; hanging up");
+                    Output::RunAction { name, vars } => {
+                        tracing::info!(action = %name, "running action");
+                        let actions = self.ctx.actions.clone();
+                        let call = self.action_call.clone();
+                        let tx = self.action_tx.clone();
+                        tokio::spawn(
+                            async move {
+                                let result = actions.run(&name, &call, &vars).await;
+                                let _ = tx.send(result);
+                            }
+                            .in_current_span(),
+                        );
+                    }
+                    Output::Transfer { to } => {
+                        let target = if to.starts_with("sip:") || to.starts_with("sips:") {
+                            to
+                        } else {
+                            format!("sip:{to}@{}", self.transfer_host)
+                        };
+                        tracing::info!(%target, "transferring with REFER");
+                        self.transferring = true;
+                        self.ctx.sip.command(Command::Refer {
+                            leg: self.leg,
+                            target,
+                        });
+                    }
+                    Output::Hangup => {
+                        if let Some(err) = self.engine.as_ref().and_then(|e| e.error()) {
+                            tracing::error!(error = %err, "dialplan ended on its error path");
+                        }
+                        tracing::info!("dialplan finished; hanging up");
                         self.ctx.sip.command(Command::Hangup { leg: self.leg });
                         return Some("local_bye");
                     }
@@ -346,7 +426,37 @@ impl InboundCall {
         }
     }
 
-    fn finish(&mut self, reason: &'static str) {
+    /// Queues the engine's prompts on the media session; the engine hears
+    /// `PromptsFinished` once all of them have played.
+    fn play(&mut self, t: Instant, ids: Vec<String>) {
+        let Some(media) = self.media.as_mut() else {
+            return;
+        };
+        let mut queued = 0;
+        for id in &ids {
+            match self.ctx.prompts.get(id) {
+                Some(prompt) if queued == 0 => {
+                    media.play(t, prompt);
+                    queued += 1;
+                }
+                Some(prompt) => {
+                    media.enqueue(prompt);
+                    queued += 1;
+                }
+                // Compiled plans only name prompts that exist; a prompt file removed
+                // since start-up is skipped rather than leaving the caller in silence.
+                None => tracing::error!(prompt = %id, "prompt missing; skipped"),
+            }
+        }
+        self.pending_prompts = queued;
+        if queued == 0
+            && let Some(engine) = self.engine.as_mut()
+        {
+            engine.handle(t, Input::PromptsFinished);
+        }
+    }
+
+    async fn finish(&mut self, reason: &'static str) {
         if let Some(media) = self.media.as_mut() {
             if let Some((id, frames_sent)) = media.stop_playback() {
                 self.record.prompts.push(PromptPlay {
@@ -359,6 +469,13 @@ impl InboundCall {
         }
         self.record.end_reason = reason.to_string();
         self.record.ended_at = Some(SystemTime::now());
+        if let Some(engine) = self.engine.as_ref() {
+            self.record.ivr_path = engine.path().to_vec();
+        }
+        let row = self.store_row();
+        if let Err(e) = self.ctx.store.insert_call_record(&row).await {
+            tracing::error!(error = %e, "call record not stored");
+        }
         tracing::info!(
             reason,
             digits = %self.record.digits,
@@ -368,6 +485,37 @@ impl InboundCall {
             "call ended"
         );
         self.ctx.log.finish(self.record.clone());
+    }
+}
+
+impl InboundCall {
+    fn store_row(&self) -> CallRecordRow {
+        let r = &self.record;
+        let ts = |t: Option<SystemTime>| t.and_then(|t| jiff::Timestamp::try_from(t).ok());
+        let disposition = match r.final_status {
+            Some(code) => Disposition::from_sip_status(code),
+            None => Disposition::Failed,
+        };
+        CallRecordRow {
+            call_id: r.call_id.clone(),
+            direction: CallDirection::Inbound,
+            caller: r
+                .caller
+                .as_deref()
+                .map(|c| crate::program::normalize_msisdn(c).unwrap_or_else(|_| c.to_string())),
+            called: r.called.clone(),
+            started_at: ts(Some(r.started_at)).unwrap_or_else(jiff::Timestamp::now),
+            answered_at: ts(r.answered_at),
+            ended_at: ts(r.ended_at),
+            final_status: r.final_status,
+            disposition,
+            end_reason: r.end_reason.clone(),
+            digits: r.digits.clone(),
+            ivr_path: r.ivr_path.clone(),
+            prompts: r.prompts.iter().map(|p| p.id.clone()).collect(),
+            campaign_id: None,
+            attempt_id: None,
+        }
     }
 }
 

@@ -151,7 +151,7 @@ Content-Length: {len}\r\n\r\n{body}",
 
     /// INVITE → 200 (records the To tag). Does not ACK.
     pub async fn call_until_200(&mut self) -> Msg {
-        let invite = self.invite("9090", &rand_token(), &sdp(self.rtp_port(), ""));
+        let invite = self.invite(super::DEMO, &rand_token(), &sdp(self.rtp_port(), ""));
         self.send(&invite).await;
         let ok = self
             .expect(Duration::from_secs(10), |m| {

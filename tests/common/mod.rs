@@ -17,11 +17,15 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Test settings: loopback, port 0, the bundled prompts, plus `overrides` (TOML).
-pub fn settings(overrides: &str) -> Settings {
+/// Test settings: loopback, port 0, the bundled prompts and dialplans, a fresh SQLite
+/// file in `db_dir`, plus `overrides` (TOML).
+pub fn settings(db_dir: &Path, overrides: &str) -> Settings {
     let base = format!(
-        "[sip]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n[prompts]\ndir = \"{}\"\n",
-        repo().join("prompts/vi").display()
+        "[sip]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
+[prompts]\ndir = \"{}\"\n[dialplans]\ndir = \"{}\"\n[database]\nurl = \"sqlite://{}/tongdai.db\"\n",
+        repo().join("prompts/vi").display(),
+        repo().join("dialplans").display(),
+        db_dir.display()
     );
     let merged = merge_toml(&base, overrides);
     Settings::from_toml_overrides(&merged).expect("test settings")
@@ -49,14 +53,21 @@ fn merge_toml(a: &str, b: &str) -> String {
 
 pub struct Service {
     pub app: App,
+    /// Holds the per-test SQLite file.
+    pub dir: tempfile::TempDir,
 }
 
 impl Service {
     pub async fn start(overrides: &str) -> Service {
-        let app = App::start(settings(overrides))
+        let dir = tempfile::tempdir().expect("tmp");
+        Self::start_in(dir, overrides).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir, overrides: &str) -> Service {
+        let app = App::start(settings(dir.path(), overrides))
             .await
             .expect("service starts");
-        Service { app }
+        Service { app, dir }
     }
 
     pub fn sip_addr(&self) -> SocketAddr {
@@ -142,8 +153,23 @@ pub enum Transport {
     Tcp,
 }
 
-/// Runs one SIPp scenario from `tests/sipp/` against the service, with a 60 s ceiling.
+/// The line-check number answered by `dialplans/demo.toml`.
+pub const DEMO: &str = "9091";
+
+/// Runs one SIPp scenario from `tests/sipp/` against the demo number.
 pub async fn sipp(
+    name: &str,
+    scenario: &str,
+    target: SocketAddr,
+    transport: Transport,
+    extra: &[&str],
+) -> SippRun {
+    sipp_to(DEMO, name, scenario, target, transport, extra).await
+}
+
+/// Runs one SIPp scenario from `tests/sipp/` calling `number`, with a 120 s ceiling.
+pub async fn sipp_to(
+    number: &str,
     name: &str,
     scenario: &str,
     target: SocketAddr,
@@ -160,7 +186,7 @@ pub async fn sipp(
     let mut cmd = tokio::process::Command::new("sipp");
     cmd.arg("-sf")
         .arg(&scenario_path)
-        .args(["-s", "9090", "-i", "127.0.0.1", "-p", &port, "-mp", &media])
+        .args(["-s", number, "-i", "127.0.0.1", "-p", &port, "-mp", &media])
         .args([
             "-m",
             "1",
@@ -168,7 +194,7 @@ pub async fn sipp(
             "1",
             "-nostdin",
             "-timeout",
-            "45s",
+            "100s",
             "-timeout_error",
         ])
         .args(["-trace_msg", "-message_file"])
@@ -186,9 +212,9 @@ pub async fn sipp(
         .arg(target.to_string())
         .current_dir(&dir)
         .kill_on_drop(true);
-    let output = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+    let output = tokio::time::timeout(Duration::from_secs(120), cmd.output())
         .await
-        .expect("sipp finished within 60 s")
+        .expect("sipp finished within 120 s")
         .expect("sipp runs (is the sip-tester package installed?)");
     let messages = std::fs::read_to_string(&msg_file).unwrap_or_default();
     let _ = std::fs::write(dir.join("stdout.log"), &output.stdout);
