@@ -6,7 +6,7 @@
 #     TARGET    host:port of the service (default $SIPP_TARGET or 127.0.0.1:5060)
 #
 # Defaults (override by passing the option again after TARGET; SIPp keeps the last):
-#   -s 9090 -i 127.0.0.1 -mp $SIPP_MEDIA_PORT (6000) -m 1 -nostdin -timeout 60s
+#   -s ${SIPP_SERVICE:-9091} (the line check; 9090 = registration) -i 127.0.0.1 -mp $SIPP_MEDIA_PORT (6000) -m 1 -nostdin -timeout 60s
 #   -recv_timeout 30000 (a call stuck on a recv without timeout ends anyway)
 #   -key dtmf_pcap /usr/share/sip-tester/dtmf_2833_5.pcap (only read by uac_rfc4733.xml)
 #   traces (-trace_msg -trace_err -trace_screen) under tests/out/sipp/<scenario>/
@@ -39,7 +39,7 @@ out=$root/tests/out/sipp/$name
 mkdir -p "$out"
 rm -f "$out"/*
 
-args=(-sf "$scn" -s 9090 -i 127.0.0.1 -mp "${SIPP_MEDIA_PORT:-6000}" -m 1 -nostdin
+args=(-sf "$scn" -s "${SIPP_SERVICE:-9091}" -i 127.0.0.1 -mp "${SIPP_MEDIA_PORT:-6000}" -m 1 -nostdin
     -timeout 60s -recv_timeout 30000
     -trace_msg -message_file "$out/messages.log"
     -trace_err -error_file "$out/errors.log"
