@@ -811,19 +811,38 @@ impl Endpoint {
         }
         let key = leg.invite_key.clone();
         let tag = leg.local_tag.clone();
+        if self.send_2xx(now, leg_id, key, Some(&tag), sdp)
+            && let Some(leg) = self.legs.get_mut(&leg_id)
+        {
+            leg.state = LegState::WaitingAck;
+        }
+    }
+
+    /// Sends a 2xx with our SDP on the INVITE transaction `key` (initial or re-INVITE):
+    /// per RFC 6026 the transaction moves to Accepted and only absorbs retransmitted
+    /// INVITEs, while the dialog retransmits the 2xx until its ACK (RFC 3261 §13.3.1.4).
+    /// Returns false when the transaction has already answered.
+    fn send_2xx(
+        &mut self,
+        now: Instant,
+        leg_id: LegId,
+        key: TxKey,
+        to_tag: Option<&str>,
+        sdp: Vec<u8>,
+    ) -> bool {
         let Some(txn) = self.ist.get_mut(&key) else {
-            return;
+            return false;
         };
         if txn.state != IstState::Proceeding {
-            return;
+            return false;
         }
         let cseq = message::cseq(&txn.request).map(|(n, _)| n).unwrap_or(0);
         let contact = contact_header(&self.cfg, txn.flow, &txn.request);
         let bytes = message::response(
             &txn.request,
             200,
-            Some(&tag),
-            true,
+            to_tag,
+            to_tag.is_some(),
             vec![
                 contact,
                 other("Allow", message::ALLOW),
@@ -833,8 +852,6 @@ impl Endpoint {
             &self.cfg.user_agent,
         )
         .to_bytes();
-        // RFC 6026: the transaction moves to Accepted and only absorbs retransmitted
-        // INVITEs; retransmitting the 2xx is the dialog's job (below).
         txn.state = IstState::Accepted;
         txn.last_response = Some(bytes.clone());
         let give_up = now + self.cfg.timers.t1 * 64;
@@ -844,7 +861,6 @@ impl Endpoint {
         self.transmit(flow, bytes.clone());
         let t1 = self.cfg.timers.t1;
         if let Some(leg) = self.legs.get_mut(&leg_id) {
-            leg.state = LegState::WaitingAck;
             leg.pending_2xx = Some(Pending2xx {
                 cseq,
                 bytes,
@@ -854,6 +870,7 @@ impl Endpoint {
             });
         }
         self.timers.push(Reverse((now + t1, TimerRef::Leg(leg_id))));
+        true
     }
 
     fn reject(&mut self, now: Instant, leg_id: LegId, status: u16) {
@@ -869,45 +886,15 @@ impl Endpoint {
     }
 
     fn answer_reoffer(&mut self, now: Instant, leg_id: LegId, sdp: Vec<u8>) {
-        let Some(leg) = self.legs.get_mut(&leg_id) else {
+        let Some(key) = self
+            .legs
+            .get_mut(&leg_id)
+            .and_then(|l| l.reinvite_key.take())
+        else {
             return;
         };
-        let Some(key) = leg.reinvite_key.take() else {
-            return;
-        };
-        let Some(txn) = self.ist.get_mut(&key) else {
-            return;
-        };
-        let cseq = message::cseq(&txn.request).map(|(n, _)| n).unwrap_or(0);
-        let contact = contact_header(&self.cfg, txn.flow, &txn.request);
-        let bytes = message::response(
-            &txn.request,
-            200,
-            None,
-            false,
-            vec![contact, other("Allow", message::ALLOW)],
-            Some(("application/sdp", sdp)),
-            &self.cfg.user_agent,
-        )
-        .to_bytes();
-        txn.state = IstState::Accepted;
-        txn.last_response = Some(bytes.clone());
-        let give_up = now + self.cfg.timers.t1 * 64;
-        txn.deadline = Some(give_up);
-        let flow = txn.flow;
-        self.timers.push(Reverse((give_up, TimerRef::Ist(key))));
-        self.transmit(flow, bytes.clone());
-        let t1 = self.cfg.timers.t1;
-        if let Some(leg) = self.legs.get_mut(&leg_id) {
-            leg.pending_2xx = Some(Pending2xx {
-                cseq,
-                bytes,
-                next: now + t1,
-                interval: t1,
-                give_up,
-            });
-        }
-        self.timers.push(Reverse((now + t1, TimerRef::Leg(leg_id))));
+        // In-dialog: the To already carries our tag, Record-Route is not repeated.
+        self.send_2xx(now, leg_id, key, None, sdp);
     }
 
     fn reject_reoffer(&mut self, now: Instant, leg_id: LegId, status: u16) {
