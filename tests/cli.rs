@@ -134,9 +134,11 @@ fn check_refuses_unknown_configuration_keys_and_bad_values() {
 }
 
 #[test]
-fn serve_starts_and_exits_cleanly_on_sigterm() {
+fn serve_reloads_on_sighup_and_exits_cleanly_on_sigterm() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
+    let data = tempfile::tempdir().expect("tmp");
+    let db = format!("sqlite://{}/t.db", data.path().display());
     let mut child = Command::new(env!("CARGO_BIN_EXE_tongdai"))
         .arg("serve")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -144,6 +146,7 @@ fn serve_starts_and_exits_cleanly_on_sigterm() {
         .env("TONGDAI__HTTP__LISTEN", "127.0.0.1:0")
         .env("TONGDAI__LOG__FORMAT", "json")
         .env("TONGDAI__SHUTDOWN__GRACE", "1s")
+        .env("TONGDAI__DATABASE__URL", &db)
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
@@ -161,6 +164,21 @@ fn serve_starts_and_exits_cleanly_on_sigterm() {
     }
     assert!(up, "service announced it is up");
     let pid = child.id().to_string();
+    // SIGHUP reloads the dialplans and the service keeps running.
+    let hup = Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .expect("kill");
+    assert!(hup.success());
+    let mut reloaded = false;
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        if line.contains("dialplans reloaded") {
+            reloaded = true;
+            break;
+        }
+    }
+    assert!(reloaded, "SIGHUP reloaded the dialplans");
     let killed = Command::new("kill")
         .args(["-TERM", &pid])
         .status()

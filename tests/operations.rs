@@ -144,3 +144,41 @@ async fn reload_swaps_dialplans_without_touching_calls_in_progress() {
     let calls = svc.wait_calls(3).await;
     assert_eq!(calls[2].dialplan.as_deref(), Some("demo v2"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_node_refers_the_caller_and_hangs_up_when_connected() {
+    let plans = tempfile::tempdir().expect("tmp");
+    std::fs::write(
+        plans.path().join("agent.toml"),
+        "[dialplan]\nname = \"agent\"\nnumbers = [\"9091\"]\nstart = \"agent\"\n\
+[vars]\nagents = \"18001090\"\n\
+[node.agent]\nplay = [\"transfer_agent\"]\ntransfer = \"{{agents}}\"\n",
+    )
+    .expect("write");
+    let svc = Service::start(&format!(
+        "[dialplans]\ndir = \"{}\"\n[rtp]\ninactivity_timeout = \"300s\"\n",
+        plans.path().display()
+    ))
+    .await;
+    let run = sipp(
+        "transfer",
+        "uac_transfer.xml",
+        svc.sip_addr(),
+        Transport::Udp,
+        &[],
+    )
+    .await;
+    assert!(run.ok(), "{}", run.explain());
+    let refer = run
+        .messages
+        .split("\n\n")
+        .find(|m| m.contains("REFER sip:"))
+        .expect("REFER received by SIPp");
+    assert!(
+        refer.contains(&format!("Refer-To: <sip:18001090@")),
+        "{refer}"
+    );
+    let calls = svc.wait_calls(1).await;
+    assert_eq!(calls[0].end_reason, "transferred", "{:?}", calls[0]);
+    assert_eq!(prompt_ids(&calls[0]), vec!["transfer_agent"]);
+}
