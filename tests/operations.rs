@@ -174,10 +174,7 @@ async fn transfer_node_refers_the_caller_and_hangs_up_when_connected() {
         .split("\n\n")
         .find(|m| m.contains("REFER sip:"))
         .expect("REFER received by SIPp");
-    assert!(
-        refer.contains(&format!("Refer-To: <sip:18001090@")),
-        "{refer}"
-    );
+    assert!(refer.contains("Refer-To: <sip:18001090@"), "{refer}");
     let calls = svc.wait_calls(1).await;
     assert_eq!(calls[0].end_reason, "transferred", "{:?}", calls[0]);
     assert_eq!(prompt_ids(&calls[0]), vec!["transfer_agent"]);
