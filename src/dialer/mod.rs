@@ -1,0 +1,3 @@
+//! Outbound campaigns (placeholder doc, replaced below).
+pub mod policy;
+pub mod window;
