@@ -1,4 +1,5 @@
 //! Outbound campaigns (placeholder doc, replaced below).
+pub mod campaign;
 pub mod pacer;
 pub mod policy;
 pub mod retry;

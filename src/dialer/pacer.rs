@@ -283,7 +283,7 @@ impl Pacer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Tiny deterministic PRNG (xorshift64*), enough for simulations.
