@@ -144,12 +144,20 @@ pub struct DialOrder {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ContactState {
     /// Queued: never dialled (`dials == 0`, due at once) or waiting for a retry.
-    Queued { not_before: Option<Timestamp> },
+    Queued {
+        not_before: Option<Timestamp>,
+    },
     /// INVITE sent, no answer yet.
-    Dialing { attempt_no: u32 },
+    Dialing {
+        attempt_no: u32,
+    },
     /// Answered, the flow is running.
-    InCall { attempt_no: u32 },
-    Done { reason: DoneReason },
+    InCall {
+        attempt_no: u32,
+    },
+    Done {
+        reason: DoneReason,
+    },
 }
 
 /// A contact's state and counters.
@@ -166,7 +174,7 @@ pub struct ContactStatus {
 
 /// Counts for supervisors. Every contact is in exactly one of waiting, dialing, in_call,
 /// retry_pending, done.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Progress {
     /// Never dialled yet.
     pub waiting: u32,
@@ -198,8 +206,8 @@ pub struct Campaign {
     state: CampaignState,
     slots: Vec<Slot>,
     index: HashMap<ContactId, usize>,
-    /// Due order: (not_before, sequence, slot). Fresh contacts use `Timestamp::MIN`, so
-    /// they go in list order before retries... only once their turn in time comes.
+    /// Due order: (not_before, sequence, slot). Never-dialled contacts are due from the
+    /// start (`Timestamp::MIN`), so they go first, in list order; retries follow by time.
     queue: BTreeSet<(Timestamp, u64, usize)>,
     seq: u64,
     pacer: Pacer,
@@ -339,8 +347,7 @@ impl Campaign {
     /// Opted-out contacts met on the way are marked done, never dialled. Call it in a
     /// loop until `None`.
     pub fn poll_dial(&mut self, now_i: Instant, now_ts: Timestamp) -> Option<DialOrder> {
-        if self.state != CampaignState::Running || !is_allowed_in(now_ts, &self.policy, &self.tz)
-        {
+        if self.state != CampaignState::Running || !is_allowed_in(now_ts, &self.policy, &self.tz) {
             return None;
         }
         loop {
@@ -352,6 +359,7 @@ impl Campaign {
                 self.queue.remove(&(not_before, seq, idx));
                 self.slots[idx].queued = None;
                 self.finish(idx, DoneReason::OptedOut);
+                self.maybe_complete();
                 continue;
             }
             if !self.pacer.poll_dial(now_i) {
@@ -511,9 +519,10 @@ impl Campaign {
         slot.status.state = ContactState::Queued { not_before };
     }
 
+    /// Marks a contact done; callers check for completion once they are through (a
+    /// burst refund may still revive a contact).
     fn finish(&mut self, idx: usize, reason: DoneReason) {
         self.slots[idx].status.state = ContactState::Done { reason };
-        self.maybe_complete();
     }
 
     fn maybe_complete(&mut self) {

@@ -148,7 +148,8 @@ impl Pacer {
     /// Feeds a final disposition to the trunk-throttling detector.
     pub fn observe(&mut self, now: Instant, disposition: Disposition) {
         self.tick(now);
-        self.finals.push_back((now, disposition.is_trunk_pressure()));
+        self.finals
+            .push_back((now, disposition.is_trunk_pressure()));
         while let Some(&(t, _)) = self.finals.front() {
             if t + self.cfg.window <= now {
                 self.finals.pop_front();
@@ -158,8 +159,7 @@ impl Pacer {
         }
         let total = self.finals.len() as f64;
         let pressure = self.finals.iter().filter(|(_, p)| *p).count();
-        if pressure as u32 >= self.cfg.min_pressure
-            && pressure as f64 > self.cfg.min_ratio * total
+        if pressure as u32 >= self.cfg.min_pressure && pressure as f64 > self.cfg.min_ratio * total
         {
             let floor = self.max_cps * self.cfg.floor_fraction;
             let reduced_cps = (self.effective_cps_at(now) / 2.0).max(floor);
@@ -376,9 +376,13 @@ pub(crate) mod tests {
     /// sometimes form busy bursts; each start only when `poll_dial` said yes.
     #[test]
     fn simulated_300_calls_never_exceed_limits() {
-        for (seed, max_concurrent, max_cps) in
-            [(1, 20, 5.0), (2, 20, 5.0), (3, 7, 2.5), (4, 50, 10.0), (5, 3, 0.7)]
-        {
+        for (seed, max_concurrent, max_cps) in [
+            (1, 20, 5.0),
+            (2, 20, 5.0),
+            (3, 7, 2.5),
+            (4, 50, 10.0),
+            (5, 3, 0.7),
+        ] {
             let t0 = Instant::now();
             let mut rng = Rng::new(seed);
             let mut p = Pacer::new(max_concurrent, max_cps);
@@ -424,7 +428,14 @@ pub(crate) mod tests {
                 };
                 now = match (next_end, next_slot) {
                     (Some(a), Some(b)) => a.min(b),
-                    (a, b) => a.or(b).unwrap_or_else(|| panic!("stuck seed {seed} starts {} inflight {} ends {}", starts.len(), p.in_flight(), ends.len())),
+                    (a, b) => a.or(b).unwrap_or_else(|| {
+                        panic!(
+                            "stuck seed {seed} starts {} inflight {} ends {}",
+                            starts.len(),
+                            p.in_flight(),
+                            ends.len()
+                        )
+                    }),
                 }
                 .max(now);
             }
@@ -443,7 +454,10 @@ pub(crate) mod tests {
                     .count();
                 assert!(n as f64 <= max_cps * 11.0 + 1.0, "seed {seed}: {n}");
             }
-            assert!(throttled_seen, "seed {seed}: the busy mix should trigger throttling");
+            assert!(
+                throttled_seen,
+                "seed {seed}: the busy mix should trigger throttling"
+            );
         }
     }
 
@@ -466,7 +480,11 @@ pub(crate) mod tests {
         // Then +0.1 cps per second: 10 s after the hold, 3.5 cps.
         p.poll_dial(t0 + ms(70_500));
         assert!(!p.is_throttling());
-        assert!((p.effective_cps() - 3.5).abs() < 1e-9, "{}", p.effective_cps());
+        assert!(
+            (p.effective_cps() - 3.5).abs() < 1e-9,
+            "{}",
+            p.effective_cps()
+        );
         p.poll_dial(t0 + ms(85_500));
         assert_eq!(p.effective_cps(), 5.0);
     }

@@ -279,12 +279,10 @@ impl CampaignPolicy {
             bad("max_concurrent", "must be at least 1".into());
         }
         if !(self.max_cps.is_finite() && self.max_cps > 0.0 && self.max_cps <= 1000.0) {
-            bad(
-                "max_cps",
-                format!("{} is not in (0, 1000]", self.max_cps),
-            );
+            bad("max_cps", format!("{} is not in (0, 1000]", self.max_cps));
         }
-        if self.ring_timeout < Duration::from_secs(5) || self.ring_timeout > Duration::from_secs(180)
+        if self.ring_timeout < Duration::from_secs(5)
+            || self.ring_timeout > Duration::from_secs(180)
         {
             bad(
                 "ring_timeout",
@@ -301,7 +299,9 @@ impl CampaignPolicy {
             if w.start >= w.end {
                 bad(
                     &format!("calling_windows[{i}]"),
-                    format!("{w}: start must be before end (split a window across midnight in two)"),
+                    format!(
+                        "{w}: start must be before end (split a window across midnight in two)"
+                    ),
                 );
             }
             if i > 0 && self.calling_windows[i - 1].end > w.start {
@@ -423,16 +423,18 @@ mod tests {
 
     #[test]
     fn validation_names_every_bad_key() {
-        let mut p = CampaignPolicy::default();
-        p.max_concurrent = 0;
-        p.max_cps = 0.0;
-        p.timezone = "Mars/Olympus".into();
-        p.calling_windows = vec![
-            CallingWindow::try_from("13:00-12:00".to_string()).unwrap(),
-            CallingWindow::try_from("08:00-09:00".to_string()).unwrap(),
-        ];
-        p.days.clear();
-        p.max_attempts = 0;
+        let mut p = CampaignPolicy {
+            max_concurrent: 0,
+            max_cps: 0.0,
+            timezone: "Mars/Olympus".into(),
+            calling_windows: vec![
+                CallingWindow::try_from("13:00-12:00".to_string()).unwrap(),
+                CallingWindow::try_from("08:00-09:00".to_string()).unwrap(),
+            ],
+            days: vec![],
+            max_attempts: 0,
+            ..CampaignPolicy::default()
+        };
         p.retry.congested.factor = 0.5;
         p.retry.busy = Duration::ZERO;
         let e = p.validate().unwrap_err();

@@ -115,8 +115,12 @@ pub enum DoneReason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RetryDecision {
     /// Dial again, not before this instant (always inside a calling window).
-    Retry { not_before: Timestamp },
-    Done { reason: DoneReason },
+    Retry {
+        not_before: Timestamp,
+    },
+    Done {
+        reason: DoneReason,
+    },
 }
 
 /// The decision after the `prev_attempts`-th charged attempt (counting the one that
@@ -267,7 +271,10 @@ mod tests {
             retry_at(vn(29, 10, 10))
         );
         assert_eq!(
-            n(Disposition::Answered, Some(CallOutcome::CallLater { at: None })),
+            n(
+                Disposition::Answered,
+                Some(CallOutcome::CallLater { at: None })
+            ),
             retry_at(vn(29, 11, 0))
         );
         assert_eq!(
@@ -294,10 +301,12 @@ mod tests {
         };
         let t = vn(29, 10, 0);
         let got: Vec<_> = (1..=6)
-            .map(|k| match next_attempt(k, Disposition::Congested, None, t, &p) {
-                RetryDecision::Retry { not_before } => t.duration_until(not_before).as_mins(),
-                d => panic!("{d:?}"),
-            })
+            .map(
+                |k| match next_attempt(k, Disposition::Congested, None, t, &p) {
+                    RetryDecision::Retry { not_before } => t.duration_until(not_before).as_mins(),
+                    d => panic!("{d:?}"),
+                },
+            )
             .collect();
         assert_eq!(got, vec![5, 10, 20, 40, 60, 60]);
     }

@@ -64,7 +64,9 @@ fn day_allowed(d: Date, policy: &CampaignPolicy) -> bool {
 /// The instant of a local wall-clock time; in a DST gap or fold, the "compatible"
 /// choice (later offset in a gap, earlier instant in a fold).
 fn local_instant(d: Date, t: jiff::civil::Time, tz: &TimeZone) -> Option<Timestamp> {
-    tz.to_ambiguous_timestamp(d.to_datetime(t)).compatible().ok()
+    tz.to_ambiguous_timestamp(d.to_datetime(t))
+        .compatible()
+        .ok()
 }
 
 #[cfg(test)]
@@ -93,7 +95,10 @@ mod tests {
         // Start is inclusive, end exclusive.
         assert!(is_allowed(vn(2021, 11, 29, 8, 0), &p));
         assert!(!is_allowed(vn(2021, 11, 29, 20, 0), &p));
-        assert!(is_allowed(vn(2021, 11, 29, 20, 0) - jiff::SignedDuration::from_nanos(1), &p));
+        assert!(is_allowed(
+            vn(2021, 11, 29, 20, 0) - jiff::SignedDuration::from_nanos(1),
+            &p
+        ));
     }
 
     #[test]

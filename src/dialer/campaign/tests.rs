@@ -47,7 +47,12 @@ struct Sim {
 type Answer = (Duration, Disposition, Option<CallOutcome>);
 
 impl Sim {
-    fn new(policy: CampaignPolicy, contacts: Vec<Contact>, opt_out: OptOutList, ts0: Timestamp) -> Sim {
+    fn new(
+        policy: CampaignPolicy,
+        contacts: Vec<Contact>,
+        opt_out: OptOutList,
+        ts0: Timestamp,
+    ) -> Sim {
         let mut c = Campaign::new(policy, contacts, opt_out).unwrap();
         c.start().unwrap();
         Sim {
@@ -90,7 +95,10 @@ impl Sim {
             let Some(order) = self.c.poll_dial(i, ts) else {
                 break;
             };
-            assert!(is_allowed(ts, self.c.policy()), "dial outside window at {ts}");
+            assert!(
+                is_allowed(ts, self.c.policy()),
+                "dial outside window at {ts}"
+            );
             self.live += 1;
             self.peak = self.peak.max(self.live);
             assert!(self.live <= self.c.policy().max_concurrent);
@@ -115,7 +123,10 @@ impl Sim {
             self.dial_all(&mut answer);
             let (i, ts) = self.now();
             let next_end = self.calls.iter().map(|c| c.end).min();
-            let wake = self.c.poll_timeout(i, ts).map(|w| w.duration_since(self.i0));
+            let wake = self
+                .c
+                .poll_timeout(i, ts)
+                .map(|w| w.duration_since(self.i0));
             let next = match (next_end, wake) {
                 (Some(a), Some(b)) => a.min(b),
                 (a, b) => match a.or(b) {
@@ -152,7 +163,11 @@ fn three_hundred_contacts_respect_both_limits_and_finish() {
         let quick = Duration::from_millis(300 + rng.below(4000));
         match o.contact_id % 10 {
             0 => (talk, Disposition::Answered, Some(CallOutcome::Registered)),
-            1 => (talk, Disposition::Answered, Some(CallOutcome::NotInterested)),
+            1 => (
+                talk,
+                Disposition::Answered,
+                Some(CallOutcome::NotInterested),
+            ),
             2 if o.attempt_no == 1 => (
                 talk,
                 Disposition::Answered,
@@ -206,7 +221,9 @@ fn retry_schedule_per_disposition() {
             monday_8am(),
         );
         // Calls end at once so the schedule is exactly the delays.
-        sim.run(Duration::from_secs(86_400), |_, _| (Duration::ZERO, d, None));
+        sim.run(Duration::from_secs(86_400), |_, _| {
+            (Duration::ZERO, d, None)
+        });
         let got: Vec<i64> = sim
             .dials_of(1)
             .iter()
@@ -419,7 +436,12 @@ fn throttling_burst_does_not_consume_attempts() {
         let st = c.contact(id).unwrap();
         assert_eq!(st.charged_attempts, 0, "contact {id} was charged");
         assert!(
-            matches!(st.state, ContactState::Queued { not_before: Some(_) }),
+            matches!(
+                st.state,
+                ContactState::Queued {
+                    not_before: Some(_)
+                }
+            ),
             "{id}: {:?}",
             st.state
         );
@@ -427,8 +449,14 @@ fn throttling_burst_does_not_consume_attempts() {
     // Retried after `retry.throttled` (2 min), even though max_attempts is 1.
     let at = Duration::from_secs(121) + Duration::from_millis(1500);
     for &id in &ids[6..] {
-        c.attempt_finished(i0 + at, ts0 + at, id, Disposition::Answered, Some(CallOutcome::Registered))
-            .unwrap();
+        c.attempt_finished(
+            i0 + at,
+            ts0 + at,
+            id,
+            Disposition::Answered,
+            Some(CallOutcome::Registered),
+        )
+        .unwrap();
     }
     let mut redialled = Vec::new();
     while let Some(o) = c.poll_dial(i0 + at, ts0 + at) {
@@ -513,21 +541,63 @@ fn bad_reports_and_lists_are_errors() {
     assert_eq!(c.call_answered(2), Err(CampaignError::NotInFlight(2)));
 
     let dup_id = vec![
-        Contact { id: 1, msisdn: "0903000001".into() },
-        Contact { id: 1, msisdn: "0903000002".into() },
+        Contact {
+            id: 1,
+            msisdn: "0903000001".into(),
+        },
+        Contact {
+            id: 1,
+            msisdn: "0903000002".into(),
+        },
     ];
     assert_eq!(
         Campaign::new(CampaignPolicy::default(), dup_id, OptOutList::new()).unwrap_err(),
         CampaignError::DuplicateContactId(1)
     );
     let dup_number = vec![
-        Contact { id: 1, msisdn: "0903000001".into() },
-        Contact { id: 2, msisdn: "+84903000001".into() },
+        Contact {
+            id: 1,
+            msisdn: "0903000001".into(),
+        },
+        Contact {
+            id: 2,
+            msisdn: "+84903000001".into(),
+        },
     ];
     let c = Campaign::new(CampaignPolicy::default(), dup_number, OptOutList::new()).unwrap();
     assert_eq!(c.progress().done_by_reason[&DoneReason::Duplicate], 1);
 
-    let bad = CampaignPolicy { max_concurrent: 0, ..CampaignPolicy::default() };
+    let bad = CampaignPolicy {
+        max_concurrent: 0,
+        ..CampaignPolicy::default()
+    };
     let e = Campaign::new(bad, contacts(1), OptOutList::new()).unwrap_err();
     assert!(e.to_string().contains("max_concurrent"), "{e}");
+}
+
+#[test]
+fn a_burst_on_the_last_contacts_revives_them_instead_of_completing() {
+    let policy = CampaignPolicy {
+        max_cps: 100.0,
+        max_attempts: 1,
+        ..CampaignPolicy::default()
+    };
+    let mut c = Campaign::new(policy, contacts(5), OptOutList::new()).unwrap();
+    c.start().unwrap();
+    let (i0, ts0) = (Instant::now(), monday_8am());
+    let mut ids = Vec::new();
+    while let Some(o) = c.poll_dial(i0, ts0) {
+        ids.push(o.contact_id);
+    }
+    for (k, &id) in ids.iter().enumerate() {
+        let at = Duration::from_millis(100 * k as u64);
+        c.attempt_finished(i0 + at, ts0 + at, id, Disposition::Congested, None)
+            .unwrap();
+    }
+    assert!(c.is_throttling());
+    assert_eq!(c.state(), CampaignState::Running);
+    let p = c.progress();
+    assert_eq!((p.retry_pending, p.done), (5, 0));
+    let wake = c.poll_timeout(i0 + Duration::from_secs(1), ts0 + Duration::from_secs(1));
+    assert!(wake.is_some_and(|w| w >= i0 + Duration::from_secs(120)));
 }
