@@ -9,6 +9,7 @@
 pub mod app;
 pub mod call;
 pub mod config;
+pub mod dialer;
 pub mod http;
 pub mod ivr;
 pub mod media;
