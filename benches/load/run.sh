@@ -16,7 +16,8 @@
 # Environment: DURATION (short-N seconds), RAMP (long-N calls/s), HOLD_MS (long-N hold,
 # default 30000), IDLE_MAX (machine busy % counted as idle, default 20), IDLE_WAIT (max
 # seconds to wait for it, default 60), SIP_PORT/HTTP_PORT/PROBE_PORT/SIPP_PORT,
-# CARGO_TARGET_DIR (default /work/target-bench), RESULTS (default
+# CARGO_TARGET_DIR (default /work/target-bench), TONGDAI_BIN/PROBE_BIN (binaries to run
+# instead of the release build; with NO_BUILD=1 that is how tests/bench_smoke.rs runs it), RESULTS (default
 # benches/results/results.csv), KEEP=1 keeps the work directory, NO_BUILD=1 skips cargo.
 #
 # Appends one row to $RESULTS and prints it; the work directory keeps the SIPp stat file,
@@ -55,8 +56,8 @@ if [ -z "${NO_BUILD:-}" ]; then
     (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release --quiet --bins) \
         || die "cargo build failed"
 fi
-BIN=$TARGET/release/tongdai
-PROBE=$TARGET/release/rtp-probe
+BIN=${TONGDAI_BIN:-$TARGET/release/tongdai}
+PROBE=${PROBE_BIN:-$TARGET/release/rtp-probe}
 [ -x "$BIN" ] || die "no $BIN"
 
 WORK=$(mktemp -d /tmp/tongdai-bench.XXXXXX)
@@ -117,7 +118,7 @@ cp "$ROOT"/dialplans/*.toml "$ROOT/benches/load/bench_long.toml" "$WORK/dialplan
         "$BIN" serve
 ) > "$WORK/service.log" 2>&1 &
 SVC_PID=$!
-for _ in $(seq 100); do
+for _ in $(seq 300); do
     curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" > /dev/null 2>&1 && break
     kill -0 "$SVC_PID" 2>/dev/null || { cat "$WORK/service.log" >&2; die "service died"; }
     sleep 0.1

@@ -5,7 +5,10 @@
 //!
 //!     rtp-probe --port 40000 [--duration 60s] [--idle 5s] [--out summary.json]
 //!
-//! Loopback arrival time ≈ send time, so inter-arrival is the service's send pacing.
+//! Loopback arrival time ≈ send time, so inter-arrival of consecutive sequence numbers is
+//! the service's send pacing. `kernel_drops` are packets the probe's own socket dropped
+//! (then the probe, not the service, was short of CPU); `seq_gaps` minus those were never
+//! sent (the service skips frames it is more than 3 late for).
 //! Bench tool only: not part of the service.
 
 use std::collections::HashMap;
@@ -57,6 +60,27 @@ fn kernel_drops(port: u16) -> Option<u64> {
     })
 }
 
+unsafe extern "C" {
+    fn setsockopt(fd: i32, level: i32, name: i32, value: *const std::ffi::c_void, len: u32)
+    -> i32;
+}
+
+/// A big receive buffer, so that the probe losing the CPU for a few ms on a busy 2-core box
+/// does not drop packets in its own socket (Linux: SOL_SOCKET 1, SO_RCVBUFFORCE 33 needs
+/// CAP_NET_ADMIN, SO_RCVBUF 8 is capped by net.core.rmem_max).
+fn grow_receive_buffer(sock: &UdpSocket, bytes: i32) {
+    use std::os::fd::AsRawFd;
+    let fd = sock.as_raw_fd();
+    let len = std::mem::size_of::<i32>() as u32;
+    let value = (&raw const bytes).cast::<std::ffi::c_void>();
+    // SAFETY: fd is a valid open socket owned by `sock`; value points to a live i32 of `len`.
+    let forced = unsafe { setsockopt(fd, 1, 33, value, len) };
+    if forced != 0 {
+        // SAFETY: as above.
+        unsafe { setsockopt(fd, 1, 8, value, len) };
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let port: u16 = arg(&args, "--port").unwrap_or("40000".into()).parse()?;
@@ -66,6 +90,7 @@ fn main() -> anyhow::Result<()> {
 
     let sock = UdpSocket::bind(("127.0.0.1", port))?;
     sock.set_read_timeout(Some(Duration::from_millis(100)))?;
+    grow_receive_buffer(&sock, 64 << 20);
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -124,9 +149,12 @@ fn main() -> anyhow::Result<()> {
         match streams.get_mut(&ssrc) {
             Some(s) => {
                 let gap = (now - s.last).as_micros().min(u128::from(u32::MAX)) as u32;
-                s.gaps_us.push(gap);
                 let expected = s.last_seq.wrapping_add(1);
-                if seq != expected {
+                // Only consecutive packets measure a send interval; a gap in the
+                // sequence (loss, or the service skipping late frames) is counted apart.
+                if seq == expected {
+                    s.gaps_us.push(gap);
+                } else {
                     s.seq_gaps += u64::from(seq.wrapping_sub(expected).min(1000));
                 }
                 s.last = now;
