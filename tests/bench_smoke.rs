@@ -47,8 +47,16 @@ fn load_harness_smoke_level_has_no_failed_calls() {
         row[i].to_string()
     };
     assert_eq!(field("level"), "smoke");
-    assert_eq!(field("attempted"), "25", "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        field("attempted"),
+        "25",
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     assert_eq!(field("failed"), "0", "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert_eq!(field("succeeded"), "25", "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        field("succeeded"),
+        "25",
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
 }

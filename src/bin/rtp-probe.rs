@@ -61,8 +61,7 @@ fn kernel_drops(port: u16) -> Option<u64> {
 }
 
 unsafe extern "C" {
-    fn setsockopt(fd: i32, level: i32, name: i32, value: *const std::ffi::c_void, len: u32)
-    -> i32;
+    fn setsockopt(fd: i32, level: i32, name: i32, value: *const std::ffi::c_void, len: u32) -> i32;
 }
 
 /// A big receive buffer, so that the probe losing the CPU for a few ms on a busy 2-core box
