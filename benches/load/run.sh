@@ -12,6 +12,9 @@
 #               benches/load/bench_long.toml), opened at RAMP calls/s (default N/10, at
 #               least 20, at most 200); the service's RTP goes to the RTP probe
 #               (src/bin/rtp-probe.rs), which measures pacing and packets/s.
+#   dtmf-N      as long-N, but the probe sends each call RFC 4733 digit 1 DTMF_AFTER
+#               (default 15s) after its first packet and times digit → first packet of the
+#               next prompt (the plan then plays goodbye and the service hangs up).
 #
 # Environment: DURATION (short-N seconds), RAMP (long-N calls/s), HOLD_MS (long-N hold,
 # default 30000), IDLE_MAX (machine busy % counted as idle, default 20), IDLE_WAIT (max
@@ -46,6 +49,7 @@ case "$LEVEL" in
 smoke) KIND=short; RATE=5; DUR=5 ;;
 short-[0-9]*) KIND=short; RATE=${LEVEL#short-}; DUR=${DURATION:-90} ;;
 long-[0-9]*) KIND=long; CONC=${LEVEL#long-} ;;
+dtmf-[0-9]*) KIND=long; CONC=${LEVEL#dtmf-}; DTMF_AFTER=${DTMF_AFTER:-15s} ;;
 *) die "unknown level $LEVEL" ;;
 esac
 
@@ -151,6 +155,7 @@ else
     DUR=$(( (CONC + RAMP - 1) / RAMP ))
     EXTRA=(-set probe_port "$PROBE_PORT")
     "$PROBE" --port "$PROBE_PORT" --idle 5s --duration $((HOLD_MS / 1000 + DUR + 120))s \
+        ${DTMF_AFTER:+--dtmf-after "$DTMF_AFTER"} \
         --out "$WORK/probe.json" > /dev/null 2> "$WORK/probe.log" &
     PROBE_PID=$!
     sleep 0.3
@@ -267,6 +272,10 @@ if probe:
            f"interval p50 {probe['interval_ms_p50']} p99 {probe['interval_ms_p99']} "
            f"max {probe['interval_ms_max']} ms; {probe['interval_within_20ms_pm2_pct']}% in 20+-2; "
            f"seq gaps {probe['seq_gaps']}; drops {probe['kernel_drops']}")
+    if probe.get("digits_sent"):
+        rtp += (f"; digit->prompt p50 {probe['digit_to_prompt_ms_p50']} "
+                f"p99 {probe['digit_to_prompt_ms_p99']} max {probe['digit_to_prompt_ms_max']} ms "
+                f"({probe['digit_reactions']}/{probe['digits_sent']})")
 # other load: top non-bench processes from the mid-run snapshot
 other = []
 mode = None

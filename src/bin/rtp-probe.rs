@@ -4,6 +4,12 @@
 //! after `--idle` without packets (once some arrived), or on Ctrl-C (SIGINT).
 //!
 //!     rtp-probe --port 40000 [--duration 60s] [--idle 5s] [--out summary.json]
+//!               [--dtmf-after 15s]
+//!
+//! With `--dtmf-after`, each stream is sent RFC 4733 digit `1` (PT 101, from the probe's
+//! port to the port the stream comes from: symmetric RTP) that long after its first
+//! packet, and the time from our first End packet to the first marker-bit packet of that
+//! SSRC (the next prompt's first packet) is the digit→prompt latency.
 //!
 //! Loopback arrival time ≈ send time, so inter-arrival of consecutive sequence numbers is
 //! the service's send pacing. `kernel_drops` are packets the probe's own socket dropped
@@ -25,6 +31,32 @@ struct Stream {
     seq_gaps: u64,
     /// Inter-arrival times in microseconds.
     gaps_us: Vec<u32>,
+    /// When we sent this call a DTMF digit (the first End packet), if we did.
+    digit_sent: Option<Instant>,
+    /// First marker-bit packet after the digit: the next prompt's first packet.
+    reaction: Option<Duration>,
+}
+
+/// RFC 4733 digit `1` (event 1) back to the service's RTP port: one start packet and three
+/// End packets (as phones send them), payload type 101 as the bench offer maps it.
+fn send_digit(sock: &UdpSocket, to: std::net::SocketAddr, ssrc: u32) -> std::io::Result<()> {
+    let ts: u32 = 0x1000;
+    let mut pkt = [0u8; 16];
+    pkt[0] = 0x80;
+    pkt[4..8].copy_from_slice(&ts.to_be_bytes());
+    pkt[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    pkt[12] = 1; // event "1"
+    for (i, (end, duration)) in [(false, 160u16), (true, 800), (true, 800), (true, 800)]
+        .into_iter()
+        .enumerate()
+    {
+        pkt[1] = if i == 0 { 0x80 | 101 } else { 101 };
+        pkt[2..4].copy_from_slice(&(i as u16 + 1).to_be_bytes());
+        pkt[13] = if end { 0x80 | 10 } else { 10 };
+        pkt[14..16].copy_from_slice(&duration.to_be_bytes());
+        sock.send_to(&pkt, to)?;
+    }
+    Ok(())
 }
 
 fn arg(args: &[String], name: &str) -> Option<String> {
@@ -86,6 +118,9 @@ fn main() -> anyhow::Result<()> {
     let duration = dur(arg(&args, "--duration"), Duration::from_secs(3600));
     let idle = dur(arg(&args, "--idle"), Duration::from_secs(5));
     let out = arg(&args, "--out");
+    // Digit→prompt mode: this long after a stream's first packet, send it digit 1 and
+    // time the first marker-bit packet that follows (the next prompt starting).
+    let dtmf_after = arg(&args, "--dtmf-after").and_then(|s| humantime::parse_duration(&s).ok());
 
     let sock = UdpSocket::bind(("127.0.0.1", port))?;
     sock.set_read_timeout(Some(Duration::from_millis(100)))?;
@@ -120,8 +155,8 @@ fn main() -> anyhow::Result<()> {
         {
             break;
         }
-        let n = match sock.recv_from(&mut buf) {
-            Ok((n, _)) => n,
+        let (n, from) = match sock.recv_from(&mut buf) {
+            Ok(r) => r,
             Err(e)
                 if matches!(
                     e.kind(),
@@ -144,6 +179,7 @@ fn main() -> anyhow::Result<()> {
         }
         per_second[sec] += 1;
         let seq = u16::from_be_bytes([buf[2], buf[3]]);
+        let marker = buf[1] & 0x80 != 0;
         let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
         match streams.get_mut(&ssrc) {
             Some(s) => {
@@ -159,6 +195,16 @@ fn main() -> anyhow::Result<()> {
                 s.last = now;
                 s.last_seq = seq;
                 s.packets += 1;
+                if let Some(sent) = s.digit_sent {
+                    if marker && s.reaction.is_none() {
+                        s.reaction = Some(now - sent);
+                    }
+                } else if let Some(after) = dtmf_after
+                    && now - s.first >= after
+                {
+                    send_digit(&sock, from, ssrc ^ 0x5a5a_5a5a)?;
+                    s.digit_sent = Some(Instant::now());
+                }
             }
             None => {
                 streams.insert(
@@ -170,6 +216,8 @@ fn main() -> anyhow::Result<()> {
                         packets: 1,
                         seq_gaps: 0,
                         gaps_us: Vec::with_capacity(1600),
+                        digit_sent: None,
+                        reaction: None,
                     },
                 );
             }
@@ -223,6 +271,13 @@ fn main() -> anyhow::Result<()> {
     } else {
         (within as f64 * 10000.0 / all.len() as f64).round() / 100.0
     };
+    let mut reactions: Vec<u32> = streams
+        .values()
+        .filter_map(|s| s.reaction)
+        .map(|d| d.as_micros().min(u128::from(u32::MAX)) as u32)
+        .collect();
+    reactions.sort_unstable();
+    let digits_sent = streams.values().filter(|s| s.digit_sent.is_some()).count();
     let summary = serde_json::json!({
         "port": port,
         "streams": streams.len(),
@@ -241,6 +296,11 @@ fn main() -> anyhow::Result<()> {
         "interval_ms_p999": pct(&all, 0.999),
         "interval_ms_max": all.last().map(|&g| f64::from(g) / 1000.0).unwrap_or(0.0),
         "interval_within_20ms_pm2_pct": within_pct,
+        "digits_sent": digits_sent,
+        "digit_reactions": reactions.len(),
+        "digit_to_prompt_ms_p50": pct(&reactions, 0.50),
+        "digit_to_prompt_ms_p99": pct(&reactions, 0.99),
+        "digit_to_prompt_ms_max": reactions.last().map(|&g| f64::from(g) / 1000.0).unwrap_or(0.0),
     });
     let text = serde_json::to_string_pretty(&summary)?;
     println!("{text}");
