@@ -100,7 +100,10 @@ async fn running_invitation(db: &TestDb, n: usize, policy: CampaignPolicy) -> (i
         .expect("create");
     assert_eq!(created.contacts as usize, n);
     let id = created.campaign.id;
-    db.store.start_campaign(id, vn(26, 9, 0)).await.expect("start");
+    db.store
+        .start_campaign(id, vn(26, 9, 0))
+        .await
+        .expect("start");
     (id, numbers)
 }
 
@@ -162,9 +165,14 @@ async fn invitation_contacts_follow_the_program_rules(db: &TestDb) {
         .expect("register"),
     );
     assert!(
-        s.add_do_not_call("0331 000 007", DncSource::Supervisor, "gọi CSKH", vn(26, 8, 45))
-            .await
-            .expect("dnc")
+        s.add_do_not_call(
+            "0331 000 007",
+            DncSource::Supervisor,
+            "gọi CSKH",
+            vn(26, 8, 45)
+        )
+        .await
+        .expect("dnc")
     );
     let mut policy = invitation();
     policy.max_cps = 2.5;
@@ -181,11 +189,22 @@ async fn invitation_contacts_follow_the_program_rules(db: &TestDb) {
     let c = &created.campaign;
     assert_eq!(
         (c.name.as_str(), c.kind, c.state, c.dialplan.as_str()),
-        ("mời-đợt-1", CampaignKind::Invitation, CampaignState::Draft, "invite")
+        (
+            "mời-đợt-1",
+            CampaignKind::Invitation,
+            CampaignState::Draft,
+            "invite"
+        )
     );
     assert_eq!(c.policy, policy, "the policy round-trips through the store");
     assert_eq!((c.created_at, c.started_at), (vn(26, 9, 0), None));
-    assert_eq!(s.campaign_by_name("mời-đợt-1").await.expect("read").as_ref(), Some(c));
+    assert_eq!(
+        s.campaign_by_name("mời-đợt-1")
+            .await
+            .expect("read")
+            .as_ref(),
+        Some(c)
+    );
     let contacts = s.campaign_contacts(c.id).await.expect("contacts");
     let numbers: Vec<&str> = contacts.iter().map(|c| c.msisdn.as_str()).collect();
     assert_eq!(numbers, ["+84831000009", "+84901000001", "+84901000003"]);
@@ -196,11 +215,13 @@ async fn invitation_contacts_follow_the_program_rules(db: &TestDb) {
     }
     // Refusals: a name used twice, the wrong kind, an invalid policy.
     assert!(matches!(
-        s.create_invitation_campaign("mời-đợt-1", invitation(), &cfg, vn(26, 9, 0)).await,
+        s.create_invitation_campaign("mời-đợt-1", invitation(), &cfg, vn(26, 9, 0))
+            .await,
         Err(StoreError::CampaignExists(_))
     ));
     assert!(matches!(
-        s.create_invitation_campaign("x", survey(), &cfg, vn(26, 9, 0)).await,
+        s.create_invitation_campaign("x", survey(), &cfg, vn(26, 9, 0))
+            .await,
         Err(StoreError::InvalidRequest(_))
     ));
     let bad = CampaignPolicy {
@@ -208,10 +229,15 @@ async fn invitation_contacts_follow_the_program_rules(db: &TestDb) {
         ..invitation()
     };
     assert!(matches!(
-        s.create_invitation_campaign("y", bad, &cfg, vn(26, 9, 0)).await,
+        s.create_invitation_campaign("y", bad, &cfg, vn(26, 9, 0))
+            .await,
         Err(StoreError::InvalidPolicy(_))
     ));
-    assert_eq!(s.campaigns().await.expect("list").len(), 1, "refusals write nothing");
+    assert_eq!(
+        s.campaigns().await.expect("list").len(),
+        1,
+        "refusals write nothing"
+    );
 }
 
 /// Registers `n` group-2 customers and moves the first `consulted` of them to consulted.
@@ -238,7 +264,11 @@ async fn consulted_registrations(s: &Store, n: usize, consulted: usize) -> Vec<i
             .expect("register"),
         );
         if i < consulted {
-            for to in [Status::SentToVinmec, Status::AppointmentBooked, Status::Consulted] {
+            for to in [
+                Status::SentToVinmec,
+                Status::AppointmentBooked,
+                Status::Consulted,
+            ] {
                 s.set_status(r.id, to, "vinmec:test", "", vn(28, 9, 0))
                     .await
                     .expect("status");
@@ -261,17 +291,24 @@ async fn survey_contacts_are_consulted_registrations(db: &TestDb) {
         .expect("create");
     assert_eq!(created.contacts, 2);
     assert_eq!(created.skipped, BTreeMap::from([("do_not_call", 1)]));
-    let contacts = s.campaign_contacts(created.campaign.id).await.expect("contacts");
+    let contacts = s
+        .campaign_contacts(created.campaign.id)
+        .await
+        .expect("contacts");
     let got: Vec<(Option<i64>, &str)> = contacts
         .iter()
         .map(|c| (c.registration_id, c.msisdn.as_str()))
         .collect();
     assert_eq!(
         got,
-        [(Some(ids[0]), "+84988000000"), (Some(ids[2]), "+84988000002")]
+        [
+            (Some(ids[0]), "+84988000000"),
+            (Some(ids[2]), "+84988000002")
+        ]
     );
     assert!(matches!(
-        s.create_survey_campaign("z", invitation(), vn(29, 9, 0)).await,
+        s.create_survey_campaign("z", invitation(), vn(29, 9, 0))
+            .await,
         Err(StoreError::InvalidRequest(_))
     ));
 }
@@ -290,7 +327,11 @@ async fn lifecycle_commands_are_validated_and_persisted(db: &TestDb) {
     let held = claim(s, id, 5, vn(29, 10, 0)).await;
     assert_eq!(held.held, Some(ClaimHold::NotRunning(CampaignState::Draft)));
     assert!(held.attempts.is_empty());
-    assert_eq!(held.next_due, Some(vn(29, 10, 0)), "three contacts are due now");
+    assert_eq!(
+        held.next_due,
+        Some(vn(29, 10, 0)),
+        "three contacts are due now"
+    );
 
     let bad = |r: Result<_, StoreError>, cmd: &str, st: CampaignState| match r {
         Err(StoreError::InvalidCampaignCommand { command, state, .. }) => {
@@ -298,11 +339,26 @@ async fn lifecycle_commands_are_validated_and_persisted(db: &TestDb) {
         }
         other => panic!("expected InvalidCampaignCommand, got {other:?}"),
     };
-    bad(s.pause_campaign(id, vn(29, 10, 0)).await, "pause", CampaignState::Draft);
-    bad(s.resume_campaign(id, vn(29, 10, 0)).await, "resume", CampaignState::Draft);
+    bad(
+        s.pause_campaign(id, vn(29, 10, 0)).await,
+        "pause",
+        CampaignState::Draft,
+    );
+    bad(
+        s.resume_campaign(id, vn(29, 10, 0)).await,
+        "resume",
+        CampaignState::Draft,
+    );
     let c = s.start_campaign(id, vn(29, 10, 1)).await.expect("start");
-    assert_eq!((c.state, c.started_at), (CampaignState::Running, Some(vn(29, 10, 1))));
-    bad(s.start_campaign(id, vn(29, 10, 2)).await, "start", CampaignState::Running);
+    assert_eq!(
+        (c.state, c.started_at),
+        (CampaignState::Running, Some(vn(29, 10, 1)))
+    );
+    bad(
+        s.start_campaign(id, vn(29, 10, 2)).await,
+        "start",
+        CampaignState::Running,
+    );
     let c = s.pause_campaign(id, vn(29, 10, 2)).await.expect("pause");
     assert_eq!(c.state, CampaignState::Paused);
     assert_eq!(
@@ -310,12 +366,26 @@ async fn lifecycle_commands_are_validated_and_persisted(db: &TestDb) {
         Some(ClaimHold::NotRunning(CampaignState::Paused))
     );
     let c = s.resume_campaign(id, vn(29, 10, 4)).await.expect("resume");
-    assert_eq!((c.state, c.started_at), (CampaignState::Running, Some(vn(29, 10, 1))));
+    assert_eq!(
+        (c.state, c.started_at),
+        (CampaignState::Running, Some(vn(29, 10, 1)))
+    );
     let a = claim_one(s, id, vn(29, 10, 5)).await;
     let c = s.stop_campaign(id, vn(29, 10, 6)).await.expect("stop");
-    assert_eq!((c.state, c.ended_at), (CampaignState::Stopped, Some(vn(29, 10, 6))));
-    bad(s.resume_campaign(id, vn(29, 10, 7)).await, "resume", CampaignState::Stopped);
-    bad(s.stop_campaign(id, vn(29, 10, 7)).await, "stop", CampaignState::Stopped);
+    assert_eq!(
+        (c.state, c.ended_at),
+        (CampaignState::Stopped, Some(vn(29, 10, 6)))
+    );
+    bad(
+        s.resume_campaign(id, vn(29, 10, 7)).await,
+        "resume",
+        CampaignState::Stopped,
+    );
+    bad(
+        s.stop_campaign(id, vn(29, 10, 7)).await,
+        "stop",
+        CampaignState::Stopped,
+    );
     // The call in progress is still recorded; nothing new is claimed.
     let f = s
         .finish_attempt(a.attempt_id, &end(486, vn(29, 10, 8)))
@@ -340,12 +410,19 @@ async fn lifecycle_commands_are_validated_and_persisted(db: &TestDb) {
         .start_campaign(empty.campaign.id, vn(29, 11, 1))
         .await
         .expect("start");
-    assert_eq!((c.state, c.ended_at), (CampaignState::Completed, Some(vn(29, 11, 1))));
+    assert_eq!(
+        (c.state, c.ended_at),
+        (CampaignState::Completed, Some(vn(29, 11, 1)))
+    );
 }
 
 /// Claims in a loop from several tasks (over the given stores) until nothing is left;
 /// returns every claimed attempt.
-async fn drain_concurrently(stores: &[Store], campaign_id: i64, tasks: usize) -> Vec<ClaimedAttempt> {
+async fn drain_concurrently(
+    stores: &[Store],
+    campaign_id: i64,
+    tasks: usize,
+) -> Vec<ClaimedAttempt> {
     let mut handles = Vec::new();
     for t in 0..tasks {
         let store = stores[t % stores.len()].clone();
@@ -379,7 +456,11 @@ fn assert_each_contact_once(all: &[ClaimedAttempt], numbers: &[String]) {
         assert_eq!(a.kind, CampaignKind::Invitation);
         assert_eq!(a.ring_timeout, Duration::from_secs(30));
     }
-    assert_eq!(all.len(), numbers.len(), "every contact claimed, none twice");
+    assert_eq!(
+        all.len(),
+        numbers.len(),
+        "every contact claimed, none twice"
+    );
     assert!(per_contact.values().all(|&n| n == 1));
     let msisdns: HashSet<&str> = all.iter().map(|a| a.msisdn.as_str()).collect();
     let want: HashSet<&str> = numbers.iter().map(String::as_str).collect();
@@ -395,10 +476,17 @@ async fn claims_are_exactly_once_under_concurrency(db: &TestDb) {
     let attempts = db.store.campaign_attempts(id).await.expect("attempts");
     assert_eq!(attempts.len(), 150);
     for a in &attempts {
-        assert_eq!((a.status, a.claimed_by.as_str()), (AttemptStatus::Dialing, NODE));
+        assert_eq!(
+            (a.status, a.claimed_by.as_str()),
+            (AttemptStatus::Dialing, NODE)
+        );
         assert_eq!(a.claimed_at, vn(29, 10, 0));
     }
-    let p = db.store.campaign_progress(id, vn(29, 10, 0)).await.expect("progress");
+    let p = db
+        .store
+        .campaign_progress(id, vn(29, 10, 0))
+        .await
+        .expect("progress");
     assert_eq!((p.dialing, p.waiting, p.next_due), (150, 0, None));
 }
 
@@ -452,7 +540,12 @@ async fn two_processes_never_claim_the_same_contact(db: &TestDb) {
     let children: Vec<_> = (0..2)
         .map(|_| {
             std::process::Command::new(&exe)
-                .args(["--exact", "claim_child_process", "--nocapture", "--test-threads=1"])
+                .args([
+                    "--exact",
+                    "claim_child_process",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
                 .env("TONGDAI_CLAIM_CHILD_URL", &db.url)
                 .env("TONGDAI_CLAIM_CHILD_CAMPAIGN", id.to_string())
                 .env("TONGDAI_CLAIM_CHILD_DIR", sync.path())
@@ -486,14 +579,27 @@ async fn two_processes_never_claim_the_same_contact(db: &TestDb) {
         let mine: Vec<i64> = text
             .lines()
             .flat_map(|l| l.split("CLAIMED ").skip(1))
-            .map(|l| l.split(' ').next().unwrap_or("").parse().expect("contact id"))
+            .map(|l| {
+                l.split(' ')
+                    .next()
+                    .unwrap_or("")
+                    .parse()
+                    .expect("contact id")
+            })
             .collect();
         per_process.push(mine.len());
         claimed.extend(mine);
     }
-    eprintln!("{:?}: claims per process {per_process:?}", db.store.backend());
+    eprintln!(
+        "{:?}: claims per process {per_process:?}",
+        db.store.backend()
+    );
     let unique: HashSet<i64> = claimed.iter().copied().collect();
-    assert_eq!(claimed.len(), numbers.len(), "every contact claimed exactly once");
+    assert_eq!(
+        claimed.len(),
+        numbers.len(),
+        "every contact claimed exactly once"
+    );
     assert_eq!(unique.len(), numbers.len());
     let attempts = db.store.campaign_attempts(id).await.expect("attempts");
     assert_eq!(attempts.len(), numbers.len());
@@ -504,9 +610,14 @@ async fn do_not_call_and_finished_contacts_are_never_claimed(db: &TestDb) {
     let (id, numbers) = running_invitation(db, 6, invitation()).await;
     // A supervisor adds one: its waiting contact closes at once.
     assert!(
-        s.add_do_not_call(&numbers[0], DncSource::Supervisor, "khách yêu cầu", vn(29, 9, 0))
-            .await
-            .expect("add")
+        s.add_do_not_call(
+            &numbers[0],
+            DncSource::Supervisor,
+            "khách yêu cầu",
+            vn(29, 9, 0)
+        )
+        .await
+        .expect("add")
     );
     assert!(
         !s.add_do_not_call(&numbers[0], DncSource::Import, "", vn(29, 9, 1))
@@ -523,8 +634,15 @@ async fn do_not_call_and_finished_contacts_are_never_claimed(db: &TestDb) {
         (entry.source, entry.at, entry.note.as_str()),
         (DncSource::Supervisor, vn(29, 9, 0), "khách yêu cầu")
     );
-    let c0 = s.campaign_contact(id, &numbers[0]).await.expect("c").expect("c");
-    assert_eq!((c0.state, c0.done_reason), (ContactState::Done, Some(ContactEnd::OptedOut)));
+    let c0 = s
+        .campaign_contact(id, &numbers[0])
+        .await
+        .expect("c")
+        .expect("c");
+    assert_eq!(
+        (c0.state, c0.done_reason),
+        (ContactState::Done, Some(ContactEnd::OptedOut))
+    );
     // An imported list: all or nothing, then closes its contacts too.
     let dir = db.scratch();
     let path = dir.path().join("dnc.csv");
@@ -533,10 +651,19 @@ async fn do_not_call_and_finished_contacts_are_never_claimed(db: &TestDb) {
         s.import_do_not_call_csv(&path, vn(29, 9, 5)).await,
         Err(tongdai::store::ImportError::Row { line: 3, .. })
     ));
-    assert!(!s.is_do_not_call(&numbers[1]).await.expect("read"), "nothing written");
-    std::fs::write(&path, format!("msisdn,note\n{},ds-2021\n{}\n", numbers[1], numbers[0]))
-        .expect("write");
-    let report = s.import_do_not_call_csv(&path, vn(29, 9, 5)).await.expect("import");
+    assert!(
+        !s.is_do_not_call(&numbers[1]).await.expect("read"),
+        "nothing written"
+    );
+    std::fs::write(
+        &path,
+        format!("msisdn,note\n{},ds-2021\n{}\n", numbers[1], numbers[0]),
+    )
+    .expect("write");
+    let report = s
+        .import_do_not_call_csv(&path, vn(29, 9, 5))
+        .await
+        .expect("import");
     assert_eq!((report.rows, report.inserted, report.already), (2, 1, 1));
     assert_eq!(s.do_not_call_list().await.expect("list").len(), 2);
 
@@ -594,8 +721,18 @@ async fn retry_schedule_per_disposition(db: &TestDb) {
         (503, Some(5), None, Disposition::Congested),
         (403, Some(30), None, Disposition::Failed),
         (603, None, Some(ContactEnd::Rejected), Disposition::Rejected),
-        (404, None, Some(ContactEnd::InvalidNumber), Disposition::InvalidNumber),
-        (484, None, Some(ContactEnd::InvalidNumber), Disposition::InvalidNumber),
+        (
+            404,
+            None,
+            Some(ContactEnd::InvalidNumber),
+            Disposition::InvalidNumber,
+        ),
+        (
+            484,
+            None,
+            Some(ContactEnd::InvalidNumber),
+            Disposition::InvalidNumber,
+        ),
     ];
     for (a, (code, delay, done, disposition)) in claims.attempts.iter().zip(cases) {
         let mut e = end(code, ended);
@@ -605,7 +742,10 @@ async fn retry_schedule_per_disposition(db: &TestDb) {
         assert_eq!(f.attempt.resolution, Some(Resolution::Final));
         assert_eq!(f.attempt.sip_code, Some(code));
         assert_eq!(f.attempt.disposition, Some(disposition));
-        assert_eq!(f.attempt.reason.as_deref(), Some(format!("Q.850;cause={code}").as_str()));
+        assert_eq!(
+            f.attempt.reason.as_deref(),
+            Some(format!("Q.850;cause={code}").as_str())
+        );
         assert_eq!(f.attempt.ended_at, Some(ended));
         assert!(f.attempt.charged, "{code} is charged");
         assert_eq!(f.contact.attempts_charged, 1);
@@ -613,7 +753,13 @@ async fn retry_schedule_per_disposition(db: &TestDb) {
         assert_eq!(f.contact.last_disposition, Some(disposition));
         match (delay, done) {
             (Some(m), None) => {
-                assert_eq!(f.decision, RetryDecision::Retry { not_before: mins(ended, m) }, "{code}");
+                assert_eq!(
+                    f.decision,
+                    RetryDecision::Retry {
+                        not_before: mins(ended, m)
+                    },
+                    "{code}"
+                );
                 assert_eq!(f.contact.state, ContactState::Waiting);
                 assert_eq!(f.contact.not_before, Some(mins(ended, m)));
             }
@@ -625,7 +771,10 @@ async fn retry_schedule_per_disposition(db: &TestDb) {
         }
         assert!(matches!(
             s.finish_attempt(a.attempt_id, &e).await,
-            Err(StoreError::AttemptNotDialing { status: AttemptStatus::Finished, .. })
+            Err(StoreError::AttemptNotDialing {
+                status: AttemptStatus::Finished,
+                ..
+            })
         ));
     }
     // Nothing is due before the first retry (the congested one, 5 minutes later).
@@ -640,7 +789,10 @@ async fn retry_schedule_per_disposition(db: &TestDb) {
         .collect();
     assert_eq!(got.len(), 2, "congested then busy: {got:?}");
     assert!(got.iter().all(|(n, _)| *n == 2));
-    assert_eq!(got[0].1, claims.attempts[3].msisdn, "the earliest retry goes first");
+    assert_eq!(
+        got[0].1, claims.attempts[3].msisdn,
+        "the earliest retry goes first"
+    );
     assert_eq!(got[1].1, claims.attempts[0].msisdn);
 
     // Busy three times: max_attempts (3) ends the contact.
@@ -666,7 +818,10 @@ async fn retry_schedule_per_disposition(db: &TestDb) {
     assert_eq!(f.contact.attempts_charged, 3);
     // A busy at 19:55 retries at 08:00 the next morning (inside the window).
     let late = claim(s, id, 10, vn(29, 19, 50)).await;
-    let a = late.attempts.first().expect("someone is due in the evening");
+    let a = late
+        .attempts
+        .first()
+        .expect("someone is due in the evening");
     let f = s
         .finish_attempt(a.attempt_id, &end(486, vn(29, 19, 55)))
         .await
@@ -685,7 +840,11 @@ async fn throttled_finals_and_burst_refunds_are_not_charged(db: &TestDb) {
     let f = s.finish_attempt(a[0].attempt_id, &e).await.expect("finish");
     assert!(!f.attempt.charged);
     assert_eq!((f.contact.attempts_charged, f.contact.uncharged), (0, 1));
-    assert_eq!(f.contact.not_before, Some(mins(t, 3)), "retry.throttled = 2m");
+    assert_eq!(
+        f.contact.not_before,
+        Some(mins(t, 3)),
+        "retry.throttled = 2m"
+    );
     // Our own CANCEL (campaign stop, shutdown) is not charged either.
     let f = s
         .finish_attempt(a[1].attempt_id, &end(487, mins(t, 1)))
@@ -700,21 +859,42 @@ async fn throttled_finals_and_burst_refunds_are_not_charged(db: &TestDb) {
         .await
         .expect("finish");
     assert!(f.attempt.charged);
-    let refund = s.refund_attempt(a[2].attempt_id, mins(t, 2)).await.expect("refund");
-    assert_eq!(refund, Some(RetryDecision::Retry { not_before: mins(t, 4) }));
+    let refund = s
+        .refund_attempt(a[2].attempt_id, mins(t, 2))
+        .await
+        .expect("refund");
+    assert_eq!(
+        refund,
+        Some(RetryDecision::Retry {
+            not_before: mins(t, 4)
+        })
+    );
     let c = s.contact(a[2].contact_id).await.expect("c").expect("c");
-    assert_eq!((c.attempts_charged, c.uncharged, c.not_before), (0, 1, Some(mins(t, 4))));
+    assert_eq!(
+        (c.attempts_charged, c.uncharged, c.not_before),
+        (0, 1, Some(mins(t, 4)))
+    );
     let row = s.attempt(a[2].attempt_id).await.expect("a").expect("a");
     assert!(!row.charged);
-    assert_eq!(s.refund_attempt(a[2].attempt_id, mins(t, 2)).await.expect("again"), None);
     assert_eq!(
-        s.refund_attempt(a[0].attempt_id, mins(t, 2)).await.expect("uncharged"),
+        s.refund_attempt(a[2].attempt_id, mins(t, 2))
+            .await
+            .expect("again"),
+        None
+    );
+    assert_eq!(
+        s.refund_attempt(a[0].attempt_id, mins(t, 2))
+            .await
+            .expect("uncharged"),
         None,
         "nothing to refund"
     );
     let ring = claim_one(s, id, mins(t, 5)).await;
     let f = s
-        .finish_attempt(ring.attempt_id, &AttemptEnd::from_sip(487, true, mins(t, 6)))
+        .finish_attempt(
+            ring.attempt_id,
+            &AttemptEnd::from_sip(487, true, mins(t, 6)),
+        )
         .await
         .expect("finish");
     assert_eq!(f.attempt.disposition, Some(Disposition::NoAnswer));
@@ -728,27 +908,44 @@ async fn call_later_reschedules_inside_the_calling_window(db: &TestDb) {
     let a = claim(s, id, 4, t).await.attempts;
     assert_eq!(a.len(), 4);
     let requests = [
-        (Some(CallLaterRequest::After(Duration::from_secs(7200))), vn(30, 8, 0)),
+        (
+            Some(CallLaterRequest::After(Duration::from_secs(7200))),
+            vn(30, 8, 0),
+        ),
         (Some(CallLaterRequest::Tomorrow), vn(30, 8, 0)),
         (None, vn(30, 8, 0)),
-        (Some(CallLaterRequest::After(Duration::from_secs(600))), vn(29, 19, 43)),
+        (
+            Some(CallLaterRequest::After(Duration::from_secs(600))),
+            vn(29, 19, 43),
+        ),
     ];
     for (attempt, (req, want)) in a.iter().zip(requests) {
-        s.attempt_started(attempt.attempt_id, t).await.expect("started");
-        s.attempt_answered(attempt.attempt_id, mins(t, 1)).await.expect("answered");
+        s.attempt_started(attempt.attempt_id, t)
+            .await
+            .expect("started");
+        s.attempt_answered(attempt.attempt_id, mins(t, 1))
+            .await
+            .expect("answered");
         assert!(
             s.record_flow_outcome(attempt.attempt_id, FlowOutcome::CallLater, req, mins(t, 2))
                 .await
                 .expect("outcome")
         );
         let f = s
-            .finish_attempt(attempt.attempt_id, &AttemptEnd::answered(mins(t, 1), mins(t, 3)))
+            .finish_attempt(
+                attempt.attempt_id,
+                &AttemptEnd::answered(mins(t, 1), mins(t, 3)),
+            )
             .await
             .expect("finish");
         assert_eq!(f.attempt.outcome, Some(FlowOutcome::CallLater));
         assert_eq!(f.attempt.call_later, req);
         assert_eq!(f.attempt.answered_at, Some(mins(t, 1)));
-        assert_eq!(f.decision, RetryDecision::Retry { not_before: want }, "{req:?}");
+        assert_eq!(
+            f.decision,
+            RetryDecision::Retry { not_before: want },
+            "{req:?}"
+        );
         assert_eq!(f.contact.last_outcome, Some(FlowOutcome::CallLater));
         assert!(tongdai::dialer::is_allowed(want, &invitation()));
     }
@@ -756,7 +953,9 @@ async fn call_later_reschedules_inside_the_calling_window(db: &TestDb) {
     let night = claim(s, id, 5, vn(29, 21, 0)).await;
     assert_eq!(
         night.held,
-        Some(ClaimHold::OutsideCallingWindow { opens: Some(vn(30, 8, 0)) })
+        Some(ClaimHold::OutsideCallingWindow {
+            opens: Some(vn(30, 8, 0))
+        })
     );
     assert_eq!(night.next_due, Some(vn(30, 8, 0)));
     let morning = claim(s, id, 5, vn(30, 8, 0)).await;
@@ -767,21 +966,44 @@ async fn opt_out_reaches_every_campaign(db: &TestDb) {
     let s = &db.store;
     let (a_id, numbers) = running_invitation(db, 2, invitation()).await;
     let b_id = s
-        .create_invitation_campaign("mời-đợt-2", invitation(), &ProgramConfig::default(), vn(27, 9, 0))
+        .create_invitation_campaign(
+            "mời-đợt-2",
+            invitation(),
+            &ProgramConfig::default(),
+            vn(27, 9, 0),
+        )
         .await
         .expect("second campaign")
         .campaign
         .id;
     let t = vn(29, 10, 0);
     let a = claim_one(s, a_id, t).await;
-    s.opt_out_attempt(a.attempt_id, mins(t, 1)).await.expect("opt out");
-    let entry = s.do_not_call_entry(&a.msisdn).await.expect("r").expect("listed");
+    s.opt_out_attempt(a.attempt_id, mins(t, 1))
+        .await
+        .expect("opt out");
+    let entry = s
+        .do_not_call_entry(&a.msisdn)
+        .await
+        .expect("r")
+        .expect("listed");
     assert_eq!(
         (entry.source, entry.campaign_id, entry.attempt_id, entry.at),
-        (DncSource::Keypad, Some(a_id), Some(a.attempt_id), mins(t, 1))
+        (
+            DncSource::Keypad,
+            Some(a_id),
+            Some(a.attempt_id),
+            mins(t, 1)
+        )
     );
-    let other = s.campaign_contact(b_id, &a.msisdn).await.expect("r").expect("c");
-    assert_eq!((other.state, other.done_reason), (ContactState::Done, Some(ContactEnd::OptedOut)));
+    let other = s
+        .campaign_contact(b_id, &a.msisdn)
+        .await
+        .expect("r")
+        .expect("c");
+    assert_eq!(
+        (other.state, other.done_reason),
+        (ContactState::Done, Some(ContactEnd::OptedOut))
+    );
     // A later outcome cannot overwrite the opt-out.
     assert!(
         !s.record_flow_outcome(a.attempt_id, FlowOutcome::NotInterested, None, mins(t, 2))
@@ -793,7 +1015,10 @@ async fn opt_out_reaches_every_campaign(db: &TestDb) {
         .await
         .expect("finish");
     assert_eq!(f.attempt.outcome, Some(FlowOutcome::OptedOut));
-    assert_eq!((f.contact.state, f.contact.done_reason), (ContactState::Done, Some(ContactEnd::OptedOut)));
+    assert_eq!(
+        (f.contact.state, f.contact.done_reason),
+        (ContactState::Done, Some(ContactEnd::OptedOut))
+    );
     s.start_campaign(b_id, t).await.expect("start b");
     let b = claim(s, b_id, 5, mins(t, 5)).await;
     let got: Vec<&str> = b.attempts.iter().map(|a| a.msisdn.as_str()).collect();
@@ -840,7 +1065,11 @@ async fn invitations_hold_when_the_program_cannot_take_more(db: &TestDb) {
     assert_eq!(c.skipped, 1);
     assert_eq!(c.attempts.len(), 1);
     assert_eq!(c.attempts[0].msisdn, numbers[1]);
-    let skipped = s.campaign_contact(id, &numbers[0]).await.expect("r").expect("c");
+    let skipped = s
+        .campaign_contact(id, &numbers[0])
+        .await
+        .expect("r")
+        .expect("c");
     assert_eq!(skipped.done_reason, Some(ContactEnd::AlreadyRegistered));
     // The cap is reached: no more invitations.
     registered(
@@ -861,7 +1090,10 @@ async fn invitations_hold_when_the_program_cannot_take_more(db: &TestDb) {
         .await
         .expect("register"),
     );
-    let held = s.claim_due(&req(mins(t, 1), &tiny), call_id).await.expect("claim");
+    let held = s
+        .claim_due(&req(mins(t, 1), &tiny), call_id)
+        .await
+        .expect("claim");
     assert_eq!(held.held, Some(ClaimHold::CapReached));
     assert!(held.attempts.is_empty());
     // After the registration period (25/12), no more invitations either.
@@ -869,11 +1101,19 @@ async fn invitations_hold_when_the_program_cannot_take_more(db: &TestDb) {
         today: Some(date(2021, 12, 26)),
         ..ProgramConfig::default()
     };
-    let held = s.claim_due(&req(mins(t, 1), &after), call_id).await.expect("claim");
+    let held = s
+        .claim_due(&req(mins(t, 1), &after), call_id)
+        .await
+        .expect("claim");
     assert_eq!(held.held, Some(ClaimHold::RegistrationClosed));
 }
 
-fn record(call_id: &str, final_status: Option<u16>, answered: Option<Timestamp>, ended: Timestamp) -> CallRecordRow {
+fn record(
+    call_id: &str,
+    final_status: Option<u16>,
+    answered: Option<Timestamp>,
+    ended: Timestamp,
+) -> CallRecordRow {
     CallRecordRow {
         call_id: call_id.into(),
         direction: CallDirection::Outbound,
@@ -915,21 +1155,31 @@ async fn restart_recovers_dialing_attempts_from_call_records(db: &TestDb) {
         .attempts
         .remove(0);
     // 0: the final is on record (486) → applied, charged, retried in 10 minutes.
-    s.attempt_started(a[0].attempt_id, t).await.expect("started");
+    s.attempt_started(a[0].attempt_id, t)
+        .await
+        .expect("started");
     s.insert_call_record(&record(&a[0].call_id, Some(486), None, mins(t, 1)))
         .await
         .expect("record");
     // 1: claimed but the process died before the INVITE → released, uncharged.
     // 2: INVITE handed to the transport, then nothing → failed, charged.
-    s.attempt_started(a[2].attempt_id, t).await.expect("started");
+    s.attempt_started(a[2].attempt_id, t)
+        .await
+        .expect("started");
     // 3: answered, the flow registered the subscriber, then the crash → applied.
-    s.attempt_started(a[3].attempt_id, t).await.expect("started");
-    s.attempt_answered(a[3].attempt_id, mins(t, 1)).await.expect("answered");
+    s.attempt_started(a[3].attempt_id, t)
+        .await
+        .expect("started");
+    s.attempt_answered(a[3].attempt_id, mins(t, 1))
+        .await
+        .expect("answered");
     s.record_flow_outcome(a[3].attempt_id, FlowOutcome::Registered, None, mins(t, 2))
         .await
         .expect("outcome");
     // 4: answered, the call record says it ended with a BYE after 2 minutes.
-    s.attempt_started(a[4].attempt_id, t).await.expect("started");
+    s.attempt_started(a[4].attempt_id, t)
+        .await
+        .expect("started");
     s.insert_call_record(&record(&a[4].call_id, Some(200), Some(t), mins(t, 2)))
         .await
         .expect("record");
@@ -943,11 +1193,27 @@ async fn restart_recovers_dialing_attempts_from_call_records(db: &TestDb) {
     assert_eq!(
         got,
         [
-            (a[0].attempt_id, Resolution::RecoveredRecord, Some(Disposition::Busy)),
+            (
+                a[0].attempt_id,
+                Resolution::RecoveredRecord,
+                Some(Disposition::Busy)
+            ),
             (a[1].attempt_id, Resolution::RecoveredNoTrace, None),
-            (a[2].attempt_id, Resolution::RecoveredAmbiguous, Some(Disposition::Failed)),
-            (a[3].attempt_id, Resolution::RecoveredOutcome, Some(Disposition::Answered)),
-            (a[4].attempt_id, Resolution::RecoveredRecord, Some(Disposition::Answered)),
+            (
+                a[2].attempt_id,
+                Resolution::RecoveredAmbiguous,
+                Some(Disposition::Failed)
+            ),
+            (
+                a[3].attempt_id,
+                Resolution::RecoveredOutcome,
+                Some(Disposition::Answered)
+            ),
+            (
+                a[4].attempt_id,
+                Resolution::RecoveredRecord,
+                Some(Disposition::Answered)
+            ),
         ]
     );
     let attempt = |i: usize| {
@@ -961,22 +1227,49 @@ async fn restart_recovers_dialing_attempts_from_call_records(db: &TestDb) {
         async move { s.contact(id).await.expect("read").expect("present") }
     };
     let (a0, c0) = (attempt(0).await, contact(0).await);
-    assert_eq!((a0.status, a0.sip_code, a0.charged), (AttemptStatus::Finished, Some(486), true));
+    assert_eq!(
+        (a0.status, a0.sip_code, a0.charged),
+        (AttemptStatus::Finished, Some(486), true)
+    );
     assert_eq!(a0.ended_at, Some(mins(t, 1)), "the record's end time");
     assert_eq!(c0.not_before, Some(mins(t, 11)));
     let (a1, c1) = (attempt(1).await, contact(1).await);
     assert_eq!((a1.status, a1.charged), (AttemptStatus::Released, false));
-    assert_eq!((c1.state, c1.attempts_charged, c1.not_before), (ContactState::Waiting, 0, None));
+    assert_eq!(
+        (c1.state, c1.attempts_charged, c1.not_before),
+        (ContactState::Waiting, 0, None)
+    );
     let (a2, c2) = (attempt(2).await, contact(2).await);
-    assert_eq!((a2.status, a2.disposition, a2.charged), (AttemptStatus::Finished, Some(Disposition::Failed), true));
-    assert_eq!((c2.attempts_charged, c2.not_before), (1, Some(mins(now, 30))));
+    assert_eq!(
+        (a2.status, a2.disposition, a2.charged),
+        (AttemptStatus::Finished, Some(Disposition::Failed), true)
+    );
+    assert_eq!(
+        (c2.attempts_charged, c2.not_before),
+        (1, Some(mins(now, 30)))
+    );
     let c3 = contact(3).await;
-    assert_eq!((c3.state, c3.done_reason), (ContactState::Done, Some(ContactEnd::Completed)));
+    assert_eq!(
+        (c3.state, c3.done_reason),
+        (ContactState::Done, Some(ContactEnd::Completed))
+    );
     let a4 = attempt(4).await;
     assert_eq!((a4.answered_at, a4.ended_at), (Some(t), Some(mins(t, 2))));
     // node-b's attempt is still dialing; a second recovery finds nothing of ours.
-    assert_eq!(s.attempt(theirs.attempt_id).await.expect("r").expect("a").status, AttemptStatus::Dialing);
-    assert!(s.recover_dialing(NODE, now).await.expect("again").is_empty());
+    assert_eq!(
+        s.attempt(theirs.attempt_id)
+            .await
+            .expect("r")
+            .expect("a")
+            .status,
+        AttemptStatus::Dialing
+    );
+    assert!(
+        s.recover_dialing(NODE, now)
+            .await
+            .expect("again")
+            .is_empty()
+    );
     // The released contact is due again at once, as attempt 2 — never the same attempt.
     let again = claim(s, id, 5, now).await.attempts;
     let re = again
@@ -998,8 +1291,12 @@ async fn progress_counts_and_campaign_lines(db: &TestDb) {
     let t = vn(29, 10, 0);
     let a = claim(s, id, 6, t).await.attempts;
     // 0 dialing; 1 in call; 2 busy → retry; 3 registered; 4 opted out; 5 603.
-    s.attempt_answered(a[1].attempt_id, t).await.expect("answered");
-    s.finish_attempt(a[2].attempt_id, &end(486, mins(t, 1))).await.expect("f");
+    s.attempt_answered(a[1].attempt_id, t)
+        .await
+        .expect("answered");
+    s.finish_attempt(a[2].attempt_id, &end(486, mins(t, 1)))
+        .await
+        .expect("f");
     s.record_flow_outcome(a[3].attempt_id, FlowOutcome::Registered, None, t)
         .await
         .expect("o");
@@ -1010,7 +1307,9 @@ async fn progress_counts_and_campaign_lines(db: &TestDb) {
     s.finish_attempt(a[4].attempt_id, &AttemptEnd::answered(t, mins(t, 2)))
         .await
         .expect("f");
-    s.finish_attempt(a[5].attempt_id, &end(603, mins(t, 1))).await.expect("f");
+    s.finish_attempt(a[5].attempt_id, &end(603, mins(t, 1)))
+        .await
+        .expect("f");
     let p = s.campaign_progress(id, mins(t, 3)).await.expect("progress");
     assert_eq!(p.contacts, 8);
     assert_eq!(
@@ -1043,7 +1342,11 @@ async fn progress_counts_and_campaign_lines(db: &TestDb) {
         BTreeMap::from([(FlowOutcome::Registered, 1), (FlowOutcome::OptedOut, 1)])
     );
     assert_eq!(p.answer_rate, Some(0.5));
-    assert_eq!(p.next_due, Some(mins(t, 3)), "two never-dialled contacts are due");
+    assert_eq!(
+        p.next_due,
+        Some(mins(t, 3)),
+        "two never-dialled contacts are due"
+    );
     let lines = s.campaign_lines(mins(t, 3)).await.expect("lines");
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0].campaign.id, id);
@@ -1081,11 +1384,16 @@ async fn survey_answers_and_satisfaction_rate(db: &TestDb) {
                 .record_survey_answer(attempt.attempt_id, q, v, mins(t, 1))
                 .await
                 .expect("answer");
-            assert_eq!((ans.registration_id, ans.value), (attempt.registration_id.expect("reg"), v));
+            assert_eq!(
+                (ans.registration_id, ans.value),
+                (attempt.registration_id.expect("reg"), v)
+            );
         }
         if given.len() == 3 {
             assert_eq!(
-                s.complete_survey(attempt.attempt_id, mins(t, 2)).await.expect("complete"),
+                s.complete_survey(attempt.attempt_id, mins(t, 2))
+                    .await
+                    .expect("complete"),
                 attempt.registration_id.expect("reg")
             );
         }
@@ -1094,28 +1402,42 @@ async fn survey_answers_and_satisfaction_rate(db: &TestDb) {
             .expect("finish");
     }
     assert!(matches!(
-        s.record_survey_answer(a[0].attempt_id, Satisfaction, 6, t).await,
+        s.record_survey_answer(a[0].attempt_id, Satisfaction, 6, t)
+            .await,
         Err(StoreError::InvalidRequest(_))
     ));
     assert!(matches!(
-        s.record_survey_answer(a[0].attempt_id, Resolved, 3, t).await,
+        s.record_survey_answer(a[0].attempt_id, Resolved, 3, t)
+            .await,
         Err(StoreError::InvalidRequest(_))
     ));
     // Completed surveys move the registration on; the partial one keeps its answer.
-    for (i, want) in [Status::Surveyed, Status::Surveyed, Status::Surveyed, Status::Consulted]
-        .into_iter()
-        .enumerate()
+    for (i, want) in [
+        Status::Surveyed,
+        Status::Surveyed,
+        Status::Surveyed,
+        Status::Consulted,
+    ]
+    .into_iter()
+    .enumerate()
     {
         let reg = s.registration(regs[i]).await.expect("r").expect("reg");
         assert_eq!(reg.status, want, "registration {i}");
     }
     let events = s.events(regs[0]).await.expect("events");
     let last = events.last().expect("event");
-    assert_eq!((last.to_status, last.actor.as_str()), (Status::Surveyed, "survey"));
+    assert_eq!(
+        (last.to_status, last.actor.as_str()),
+        (Status::Surveyed, "survey")
+    );
     let partial = s.attempt(a[3].attempt_id).await.expect("r").expect("a");
     assert_eq!(partial.outcome, Some(FlowOutcome::SurveyPartial));
     let c3 = s.contact(a[3].contact_id).await.expect("r").expect("c");
-    assert_eq!(c3.state, ContactState::Waiting, "a partial survey is called back");
+    assert_eq!(
+        c3.state,
+        ContactState::Waiting,
+        "a partial survey is called back"
+    );
     assert_eq!(s.survey_answers(regs[3]).await.expect("answers").len(), 1);
 
     let r = s.satisfaction_report(Some(id)).await.expect("report");
@@ -1124,22 +1446,33 @@ async fn survey_answers_and_satisfaction_rate(db: &TestDb) {
     assert_eq!(r.satisfaction.histogram, [0, 1, 1, 1, 1]);
     assert_eq!(r.satisfaction.share_4_5, Some(0.5));
     assert_eq!(r.satisfaction.mean, Some(3.5));
-    assert_eq!((r.resolved.answers, r.resolved.yes, r.resolved.no), (3, 2, 1));
+    assert_eq!(
+        (r.resolved.answers, r.resolved.yes, r.resolved.no),
+        (3, 2, 1)
+    );
     assert_eq!(r.recommend.mean, Some(10.0 / 3.0));
 
     // The call-back completes the partial survey; the latest answer counts, once.
     let back = claim(s, id, 4, vn(29, 11, 30)).await.attempts;
     assert_eq!(back.len(), 1);
-    assert_eq!((back[0].registration_id, back[0].attempt_no), (Some(regs[3]), 2));
+    assert_eq!(
+        (back[0].registration_id, back[0].attempt_no),
+        (Some(regs[3]), 2)
+    );
     for (q, v) in [(Satisfaction, 5), (Resolved, 1), (Recommend, 4)] {
         s.record_survey_answer(back[0].attempt_id, q, v, vn(29, 11, 31))
             .await
             .expect("answer");
     }
-    s.complete_survey(back[0].attempt_id, vn(29, 11, 32)).await.expect("complete");
-    s.finish_attempt(back[0].attempt_id, &AttemptEnd::answered(vn(29, 11, 30), vn(29, 11, 33)))
+    s.complete_survey(back[0].attempt_id, vn(29, 11, 32))
         .await
-        .expect("finish");
+        .expect("complete");
+    s.finish_attempt(
+        back[0].attempt_id,
+        &AttemptEnd::answered(vn(29, 11, 30), vn(29, 11, 33)),
+    )
+    .await
+    .expect("finish");
     let r = s.satisfaction_report(None).await.expect("report");
     assert_eq!((r.respondents, r.completed, r.partial), (4, 4, 1));
     assert_eq!(r.satisfaction.histogram, [0, 1, 0, 1, 2]);

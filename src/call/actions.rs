@@ -322,8 +322,11 @@ impl ProgramActions {
         if let Some(expected) = call.registration_id
             && expected != answer.registration_id
         {
-            tracing::warn!(expected, stored = answer.registration_id,
-                "survey answer stored for the attempt's registration, not the call's");
+            tracing::warn!(
+                expected,
+                stored = answer.registration_id,
+                "survey answer stored for the attempt's registration, not the call's"
+            );
         }
         Ok(ActionResult::new("saved"))
     }

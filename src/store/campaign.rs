@@ -54,16 +54,16 @@ use std::collections::{BTreeMap, HashSet};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
+use types::{
+    ATTEMPT_COLUMNS, AttemptRaw, CAMPAIGN_COLUMNS, CONTACT_COLUMNS, CampaignRaw, ContactRaw,
+    kind_str, parse_state, policy_to_db, state_str,
+};
 pub use types::{
     AttemptEnd, AttemptRow, AttemptStatus, CallLaterRequest, CampaignLine, CampaignProgress,
     CampaignRow, ClaimHold, ClaimedAttempt, Claims, ContactEnd, ContactRow, ContactState,
     CreatedCampaign, DncEntry, DncImportReport, DncSource, FinishedAttempt, FlowOutcome,
-    RecoveredAttempt, Resolution, SatisfactionReport, ScaleSummary, SurveyAnswer,
-    SurveyQuestion, YesNoSummary,
-};
-use types::{
-    ATTEMPT_COLUMNS, AttemptRaw, CAMPAIGN_COLUMNS, CONTACT_COLUMNS, CampaignRaw, ContactRaw,
-    kind_str, parse_state, policy_to_db, state_str,
+    RecoveredAttempt, Resolution, SatisfactionReport, ScaleSummary, SurveyAnswer, SurveyQuestion,
+    YesNoSummary,
 };
 
 use std::time::Duration;
@@ -153,6 +153,17 @@ const DNC_CLOSE_CONTACTS: &str = "UPDATE campaign_contacts SET state = 'done', \
      done_reason = 'opted_out', not_before = NULL, updated_at = $2 \
      WHERE msisdn = $1 AND state = 'waiting'";
 
+/// What creating a campaign wrote: its id, the contacts inserted, the skipped counts.
+type Created = (i64, u32, BTreeMap<&'static str, u32>);
+/// Progress query rows: contacts by (state, done reason, last disposition), the answered
+/// dialing attempts, finished attempts by (disposition, outcome), the earliest due time.
+type ProgressRows = (
+    Vec<(String, Option<String>, Option<String>, i64)>,
+    i64,
+    Vec<(Option<String>, Option<String>, i64)>,
+    Option<String>,
+);
+
 fn count_u32(n: i64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
@@ -168,7 +179,11 @@ fn call_later_at(
         CallLaterRequest::After(d) => Some(ended_at.saturating_add(d).unwrap_or(Timestamp::MAX)),
         CallLaterRequest::Tomorrow => {
             let tz: TimeZone = policy.tz();
-            let tomorrow = ended_at.to_zoned_datetime(tz.clone()).date().tomorrow().ok()?;
+            let tomorrow = ended_at
+                .to_zoned_datetime(tz.clone())
+                .date()
+                .tomorrow()
+                .ok()?;
             tz.to_ambiguous_timestamp(tomorrow.to_datetime(jiff::civil::Time::midnight()))
                 .compatible()
                 .ok()
@@ -285,7 +300,7 @@ impl Store {
         let now_db = time::to_db(now);
         let created = on_pool!(self, pool => {
             let mut tx = pool.begin_with(self.begin_sql()).await?;
-            let step: Result<Step<(i64, u32, BTreeMap<&'static str, u32>)>, StoreError> = async {
+            let step: Result<Step<Created>, StoreError> = async {
                 let id: Option<i64> = sqlx::query_scalar(
                     "INSERT INTO campaigns (name, kind, dialplan, policy, state, created_at, \
                      updated_at) VALUES ($1, $2, $3, $4, 'draft', $5, $5) \
@@ -369,10 +384,13 @@ impl Store {
             finish!(tx, step)
         })?;
         let (id, contacts, skipped) = created;
-        let campaign = self.campaign(id).await?.ok_or_else(|| StoreError::NotFound {
-            what: "campaign",
-            key: id.to_string(),
-        })?;
+        let campaign = self
+            .campaign(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "campaign",
+                key: id.to_string(),
+            })?;
         tracing::info!(campaign = id, name, contacts, ?skipped, "campaign created");
         Ok(CreatedCampaign {
             campaign,
@@ -421,14 +439,26 @@ impl Store {
 
     /// Draft → running. A campaign with no open contact completes at once.
     pub async fn start_campaign(&self, id: i64, now: Timestamp) -> Result<CampaignRow, StoreError> {
-        self.campaign_command(id, "start", &[CampaignState::Draft], CampaignState::Running, now)
-            .await
+        self.campaign_command(
+            id,
+            "start",
+            &[CampaignState::Draft],
+            CampaignState::Running,
+            now,
+        )
+        .await
     }
 
     /// Running → paused: nothing new is claimed; calls in progress finish normally.
     pub async fn pause_campaign(&self, id: i64, now: Timestamp) -> Result<CampaignRow, StoreError> {
-        self.campaign_command(id, "pause", &[CampaignState::Running], CampaignState::Paused, now)
-            .await
+        self.campaign_command(
+            id,
+            "pause",
+            &[CampaignState::Running],
+            CampaignState::Paused,
+            now,
+        )
+        .await
     }
 
     /// Paused → running.
@@ -437,8 +467,14 @@ impl Store {
         id: i64,
         now: Timestamp,
     ) -> Result<CampaignRow, StoreError> {
-        self.campaign_command(id, "resume", &[CampaignState::Paused], CampaignState::Running, now)
-            .await
+        self.campaign_command(
+            id,
+            "resume",
+            &[CampaignState::Paused],
+            CampaignState::Running,
+            now,
+        )
+        .await
     }
 
     /// Draft/running/paused → stopped, for good. Attempts in progress are still
@@ -526,10 +562,13 @@ impl Store {
             };
             if changed {
                 tracing::info!(campaign = id, command, "campaign command");
-                return self.campaign(id).await?.ok_or_else(|| StoreError::NotFound {
-                    what: "campaign",
-                    key: id.to_string(),
-                });
+                return self
+                    .campaign(id)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound {
+                        what: "campaign",
+                        key: id.to_string(),
+                    });
             }
         }
         Err(StoreError::Conflict(format!(
@@ -738,7 +777,11 @@ impl Store {
     /// Call it *before* sending: after a crash, an attempt without it is known never to
     /// have left and is released uncharged; one with it may have rung the subscriber.
     /// `false` when the attempt is not `dialing` (or was already marked).
-    pub async fn attempt_started(&self, attempt_id: i64, at: Timestamp) -> Result<bool, StoreError> {
+    pub async fn attempt_started(
+        &self,
+        attempt_id: i64,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
         self.mark_attempt(
             "UPDATE campaign_attempts SET started_at = $1 \
              WHERE id = $2 AND status = 'dialing' AND started_at IS NULL",
@@ -1109,9 +1152,7 @@ impl Store {
                 Err(StoreError::AttemptNotDialing { .. }) => continue,
                 Err(e) => return Err(e),
             };
-            let resolution = plan
-                .map(|(_, r)| r)
-                .unwrap_or(Resolution::RecoveredNoTrace);
+            let resolution = plan.map(|(_, r)| r).unwrap_or(Resolution::RecoveredNoTrace);
             tracing::warn!(attempt = attempt.id, call_id = %attempt.call_id,
                 resolution = resolution.as_str(), "recovered an attempt left dialing");
             out.push(RecoveredAttempt {
@@ -1258,7 +1299,10 @@ impl Store {
     }
 
     /// The attempt whose INVITE carries this Call-ID.
-    pub async fn attempt_by_call_id(&self, call_id: &str) -> Result<Option<AttemptRow>, StoreError> {
+    pub async fn attempt_by_call_id(
+        &self,
+        call_id: &str,
+    ) -> Result<Option<AttemptRow>, StoreError> {
         let raw = on_pool!(self, pool => {
             sqlx::query_as::<_, AttemptRaw>(sqlx::AssertSqlSafe(format!(
                 "SELECT {ATTEMPT_COLUMNS} FROM campaign_attempts WHERE call_id = $1"
@@ -1375,14 +1419,8 @@ impl Store {
         const C: &str = "campaign_contacts";
         const A: &str = "campaign_attempts";
         let id = campaign.id;
-        type Group = (String, Option<String>, Option<String>, i64);
-        let (contacts, in_call, attempts, min_due): (
-            Vec<Group>,
-            i64,
-            Vec<(Option<String>, Option<String>, i64)>,
-            Option<String>,
-        ) = on_pool!(self, pool => {
-            let contacts: Vec<Group> = sqlx::query_as(
+        let (contacts, in_call, attempts, min_due): ProgressRows = on_pool!(self, pool => {
+            let contacts: Vec<(String, Option<String>, Option<String>, i64)> = sqlx::query_as(
                 "SELECT state, done_reason, last_disposition, COUNT(*) FROM campaign_contacts \
                  WHERE campaign_id = $1 GROUP BY state, done_reason, last_disposition",
             )
@@ -1518,9 +1556,8 @@ fn recovery_plan(
             resolution,
         ));
     }
-    if attempt.started_at.is_none() {
-        return None;
-    }
+    // Never marked as handed to the transport: released (`None`).
+    attempt.started_at?;
     Some((
         AttemptEnd {
             disposition: Disposition::Failed,
@@ -1583,7 +1620,12 @@ mod tests {
         let cancel = AttemptEnd::from_sip(487, false, t);
         assert!(!decide(&contact(2, 0), &cancel, None, &p).1);
         // 603 and opt-out end the contact whatever the count.
-        let (d, _) = decide(&contact(0, 0), &AttemptEnd::from_sip(603, false, t), None, &p);
+        let (d, _) = decide(
+            &contact(0, 0),
+            &AttemptEnd::from_sip(603, false, t),
+            None,
+            &p,
+        );
         assert_eq!(
             d,
             RetryDecision::Done {
@@ -1617,7 +1659,9 @@ mod tests {
         );
         assert_eq!(got, Some(at("2021-11-29T17:00:00Z")));
         let got = call_later_at(
-            Some(CallLaterRequest::After(std::time::Duration::from_secs(7200))),
+            Some(CallLaterRequest::After(std::time::Duration::from_secs(
+                7200,
+            ))),
             at("2021-11-29T03:00:00Z"),
             &p,
         );

@@ -56,7 +56,10 @@ pub(crate) fn parse_do_not_call_csv(bytes: &[u8]) -> Result<Vec<(String, String)
         ["msisdn"] | ["msisdn", "note"]
     ) {
         return Err(ImportError::Header {
-            problem: format!("expected \"msisdn\" or \"msisdn,note\", found {:?}", names.join(",")),
+            problem: format!(
+                "expected \"msisdn\" or \"msisdn,note\", found {:?}",
+                names.join(",")
+            ),
         });
     }
     let mut out = Vec::new();

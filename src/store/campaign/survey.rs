@@ -80,7 +80,10 @@ impl Store {
     }
 
     /// Every answer of a registration, oldest first.
-    pub async fn survey_answers(&self, registration_id: i64) -> Result<Vec<SurveyAnswer>, StoreError> {
+    pub async fn survey_answers(
+        &self,
+        registration_id: i64,
+    ) -> Result<Vec<SurveyAnswer>, StoreError> {
         let raws = on_pool!(self, pool => {
             sqlx::query_as::<_, AnswerRaw>(
                 "SELECT id, registration_id, attempt_id, question, value, at \
@@ -97,7 +100,11 @@ impl Store {
     /// `survey_completed` and the registration moves `consulted → surveyed` (with its
     /// event, actor `survey`). Returns the registration id. A registration already
     /// surveyed (by another run) is left as it is.
-    pub async fn complete_survey(&self, attempt_id: i64, now: Timestamp) -> Result<i64, StoreError> {
+    pub async fn complete_survey(
+        &self,
+        attempt_id: i64,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
         let row: Option<(Option<i64>, i64)> = on_pool!(self, pool => {
             sqlx::query_as(
                 "SELECT c.registration_id, a.campaign_id FROM campaign_attempts a \

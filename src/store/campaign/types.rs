@@ -924,9 +924,11 @@ mod tests {
 
     #[test]
     fn policy_round_trips_through_toml() {
-        let mut p = CampaignPolicy::default();
-        p.excluded_dates = vec![jiff::civil::date(2021, 12, 24)];
-        p.max_cps = 2.5;
+        let p = CampaignPolicy {
+            excluded_dates: vec![jiff::civil::date(2021, 12, 24)],
+            max_cps: 2.5,
+            ..CampaignPolicy::default()
+        };
         let text = policy_to_db(&p).expect("serialises");
         assert_eq!(policy_from_db(&text).expect("parses"), p);
         assert!(policy_from_db("max_cps = 0.0").is_err());
