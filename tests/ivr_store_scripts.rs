@@ -70,6 +70,7 @@ async fn run(engine: &mut Engine, actions: &ProgramActions, script: &[Step]) -> 
         caller: Some(CALLER.into()),
         call_id: "script-call".into(),
         channel: Channel::Hotline,
+        ..Default::default()
     };
     let mut now = Instant::now();
     let mut log = Vec::new();

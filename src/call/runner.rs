@@ -70,6 +70,7 @@ pub async fn run_inbound(
             caller: call.caller.clone(),
             call_id: call.call_id.clone(),
             channel: Channel::Hotline,
+            ..Default::default()
         },
         transfer_host: call.flow.remote(),
         record,

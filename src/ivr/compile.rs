@@ -191,9 +191,16 @@ impl Dialplans {
         self.by_number.get(number).cloned()
     }
 
-    /// A plan by its `[dialplan] name`: outbound campaigns pick their plan this way.
+    /// A plan by its `[dialplan] name`: outbound campaigns pick their plan this way
+    /// (campaign policy `dialplan = "invite"`). Outbound-only plans declare
+    /// `numbers = []` (or no `numbers`) and are reachable only like this.
     pub fn by_name(&self, name: &str) -> Option<Arc<CompiledPlan>> {
         self.by_name.get(name).cloned()
+    }
+
+    /// Every plan name, sorted (what a campaign's `dialplan` may name).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
     }
 
     /// Every number answered, sorted.

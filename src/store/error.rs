@@ -1,7 +1,9 @@
 //! Store errors. Messages never carry a full phone number (PROGRAM data is personal
 //! data of MobiFone subscribers): numbers are masked like `0903***678`.
 
+use crate::dialer::{CampaignState, PolicyError};
 use crate::program::{MsisdnError, Status};
+use crate::store::campaign::AttemptStatus;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -37,6 +39,19 @@ pub enum StoreError {
     InvalidTransition { id: i64, from: Status, to: Status },
     #[error("call record {0:?} already exists")]
     DuplicateCallRecord(String),
+    #[error(transparent)]
+    InvalidPolicy(#[from] PolicyError),
+    #[error("a campaign named {0:?} already exists")]
+    CampaignExists(String),
+    #[error("cannot {command} campaign {id}: it is {state}")]
+    InvalidCampaignCommand {
+        id: i64,
+        command: &'static str,
+        state: CampaignState,
+    },
+    /// The attempt was already finished or released (e.g. by restart recovery).
+    #[error("attempt {id} is {status}, not dialing")]
+    AttemptNotDialing { id: i64, status: AttemptStatus },
     /// Concurrent writers kept changing the same row; the caller may try again.
     #[error("concurrent update conflict: {0}")]
     Conflict(String),

@@ -24,6 +24,12 @@
 //! process's writers, so they do not spin in SQLite's busy handler). The `UNIQUE`
 //! msisdn with `INSERT … ON CONFLICT DO NOTHING` turns a same-number race into
 //! `AlreadyRegistered`, with the transaction (and so any counter change) rolled back.
+//!
+//! ## Campaigns
+//! [`campaign`] holds the outbound side (migration 0002): campaigns, their contacts and
+//! attempts, the do-not-call list and survey answers, with the exactly-once claim
+//! protocol of `crate::dialer` (its module doc lists the calls the dialer runtime
+//! makes, in order).
 
 mod error;
 mod time;
@@ -40,6 +46,13 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use campaign::{
+    AttemptEnd, AttemptRow, AttemptStatus, CallLaterRequest, CampaignLine, CampaignProgress,
+    CampaignRow, ClaimHold, ClaimRequest, ClaimedAttempt, Claims, ContactEnd, ContactRow,
+    ContactState, CreatedCampaign, DncEntry, DncImportReport, DncSource, FinishedAttempt,
+    FlowOutcome, RecoveredAttempt, Resolution, SatisfactionReport, ScaleSummary, SurveyAnswer,
+    SurveyQuestion, YesNoSummary,
+};
 pub use error::{ImportError, StoreError};
 pub use types::{
     AppointmentMethod, Backend, CallDirection, CallRecordRow, Disposition, ImportReport,
@@ -132,7 +145,8 @@ macro_rules! finish {
     };
 }
 
-// Declared after the macros above so it can use them.
+// Declared after the macros above so they can use them.
+pub mod campaign;
 mod import;
 
 /// How a write transaction ends.

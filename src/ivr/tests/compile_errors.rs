@@ -543,6 +543,42 @@ fn load_dir_maps_numbers_to_shared_plans() {
 }
 
 #[test]
+fn outbound_plans_answer_no_number_and_are_found_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("9090.toml"), BASE).expect("write");
+    // `numbers = []` and no `numbers` key at all both mean "outbound only".
+    std::fs::write(
+        dir.path().join("invite.toml"),
+        BASE.replacen("name = \"base\"", "name = \"invite\"", 1)
+            .replacen("numbers = [\"9090\"]", "numbers = []", 1),
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("survey.toml"),
+        BASE.replacen("name = \"base\"\n", "", 1)
+            .replacen("numbers = [\"9090\"]\n", "", 1),
+    )
+    .expect("write");
+    let plans = load_dir(dir.path(), &ctx()).expect("loads");
+    assert_eq!(plans.len(), 3);
+    assert_eq!(plans.numbers().collect::<Vec<_>>(), ["9090"]);
+    assert_eq!(
+        plans.names().collect::<Vec<_>>(),
+        ["base", "invite", "survey"]
+    );
+    let invite = plans.by_name("invite").expect("by name");
+    assert!(invite.numbers().is_empty());
+    // The plan name defaults to the file stem.
+    let survey = plans.by_name("survey").expect("named after its file");
+    assert!(survey.numbers().is_empty());
+    assert_eq!(survey.start(), "greet");
+    assert!(plans.for_number("").is_none());
+    assert!(plans.by_name("invitation").is_none());
+    // Two outbound plans share the "no numbers" without clashing.
+    assert!(!std::sync::Arc::ptr_eq(&invite, &survey));
+}
+
+#[test]
 fn syntax_errors_from_a_file_carry_its_path_and_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(

@@ -1,0 +1,946 @@
+//! Rows and small enums of the campaign tables (see `migrations/*/0002_campaigns.sql`).
+//!
+//! The decision vocabulary is the dialer's ([`Disposition`], [`CallOutcome`],
+//! [`DoneReason`], [`CampaignState`], [`CampaignKind`]); this module adds what only the
+//! persistent side needs: contact and attempt states, the richer flow outcome an
+//! answered call records, and how an attempt was resolved.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::dialer::{
+    CallOutcome, CampaignKind, CampaignPolicy, CampaignState, Disposition, DoneReason,
+    RetryDecision,
+};
+use crate::program::ParseEnumError;
+use crate::store::error::{StoreError, corrupt};
+use crate::store::time;
+
+/// Lowercase string enums: the string is what the database holds.
+macro_rules! db_enum {
+    ($(#[$m:meta])* $name:ident, $kind:literal { $($(#[$vm:meta])* $v:ident = $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vm])* $v),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$v),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$v => $s),+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseEnumError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($s => Ok($name::$v),)+
+                    _ => Err(ParseEnumError::new($kind, s)),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+db_enum! {
+    /// Where a contact is in its campaign.
+    ContactState, "contact state" {
+        /// Due when `not_before` is unset (never dialled) or has passed.
+        Waiting = "waiting",
+        /// Claimed: exactly one attempt of it is `dialing`.
+        Dialing = "dialing",
+        /// Never dialled again by this campaign (`done_reason` says why).
+        Done = "done",
+    }
+}
+
+db_enum! {
+    /// Why a contact is done: the dialer's [`DoneReason`]s plus what only the store can
+    /// see when it claims (the subscriber moved on through another channel).
+    ContactEnd, "contact done reason" {
+        Completed = "completed",
+        Rejected = "rejected",
+        InvalidNumber = "invalid_number",
+        OptedOut = "opted_out",
+        MaxAttempts = "max_attempts",
+        NoCallingWindow = "no_calling_window",
+        Duplicate = "duplicate",
+        /// Invitation: registered (hotline, another campaign) since the list was made.
+        AlreadyRegistered = "already_registered",
+        /// Survey: the registration was surveyed by another run.
+        AlreadySurveyed = "already_surveyed",
+    }
+}
+
+impl From<DoneReason> for ContactEnd {
+    fn from(r: DoneReason) -> Self {
+        match r {
+            DoneReason::Completed => ContactEnd::Completed,
+            DoneReason::Rejected => ContactEnd::Rejected,
+            DoneReason::InvalidNumber => ContactEnd::InvalidNumber,
+            DoneReason::OptedOut => ContactEnd::OptedOut,
+            DoneReason::MaxAttempts => ContactEnd::MaxAttempts,
+            DoneReason::NoCallingWindow => ContactEnd::NoCallingWindow,
+            DoneReason::Duplicate => ContactEnd::Duplicate,
+        }
+    }
+}
+
+db_enum! {
+    /// What the flow of an answered outbound call reported, as stored on the attempt.
+    /// Richer than the dialer's [`CallOutcome`] (supervisors want to know *why* an
+    /// invitation ended); [`FlowOutcome::call_outcome`] maps it for the retry decision.
+    FlowOutcome, "flow outcome" {
+        /// Invitation: registered (channel `outbound_call`).
+        Registered = "registered",
+        /// Invitation: the number already holds a registration.
+        AlreadyRegistered = "already_registered",
+        /// Invitation: no longer eligible (list, plan or charge changed).
+        NotEligible = "not_eligible",
+        /// Invitation: the 500 places were taken before the subscriber could register.
+        CapFull = "cap_full",
+        /// Invitation: outside the registration period.
+        RegistrationClosed = "registration_closed",
+        NotInterested = "not_interested",
+        /// "Call me later" (the request is in `AttemptRow::call_later`).
+        CallLater = "call_later",
+        /// Pressed the opt-out key: on the do-not-call list for every campaign.
+        OptedOut = "opted_out",
+        SurveyCompleted = "survey_completed",
+        /// Hung up (or gave up) part-way; the answers given are kept.
+        SurveyPartial = "survey_partial",
+    }
+}
+
+impl FlowOutcome {
+    /// The dialer's view, for [`crate::dialer::next_attempt`]. Every invitation ending
+    /// other than "call later" and opt-out is final: calling back someone who is
+    /// registered, ineligible or too late for the program achieves nothing.
+    pub fn call_outcome(self, call_later_at: Option<Timestamp>) -> CallOutcome {
+        match self {
+            FlowOutcome::Registered => CallOutcome::Registered,
+            FlowOutcome::AlreadyRegistered
+            | FlowOutcome::NotEligible
+            | FlowOutcome::CapFull
+            | FlowOutcome::RegistrationClosed
+            | FlowOutcome::NotInterested => CallOutcome::NotInterested,
+            FlowOutcome::CallLater => CallOutcome::CallLater { at: call_later_at },
+            FlowOutcome::OptedOut => CallOutcome::OptOut,
+            FlowOutcome::SurveyCompleted => CallOutcome::SurveyCompleted,
+            FlowOutcome::SurveyPartial => CallOutcome::SurveyPartial,
+        }
+    }
+}
+
+/// When the subscriber asked to be called back. Stored as `after:<seconds>` or
+/// `tomorrow`; turned into an instant when the attempt finishes (relative to its end),
+/// then moved into a calling window by the retry rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallLaterRequest {
+    /// "In about this long".
+    After(#[serde(with = "humantime_serde")] Duration),
+    /// The next day's first calling window (local time of the policy).
+    Tomorrow,
+}
+
+impl CallLaterRequest {
+    /// Parses what a dialplan variable holds: `"tomorrow"`, or a humantime duration
+    /// (`"2h"`, `"30m"`). Empty means "no preference" (`None`).
+    pub fn parse_var(s: &str) -> Result<Option<CallLaterRequest>, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Ok(None);
+        }
+        if s.eq_ignore_ascii_case("tomorrow") {
+            return Ok(Some(CallLaterRequest::Tomorrow));
+        }
+        let d = humantime::parse_duration(s)
+            .map_err(|e| format!("call_later {s:?} is not \"tomorrow\" or a duration: {e}"))?;
+        if d.is_zero() || d > Duration::from_secs(14 * 24 * 3600) {
+            return Err(format!("call_later {s:?} must be between 1s and 14 days"));
+        }
+        Ok(Some(CallLaterRequest::After(d)))
+    }
+
+    pub(crate) fn to_db(self) -> String {
+        match self {
+            CallLaterRequest::After(d) => format!("after:{}", d.as_secs()),
+            CallLaterRequest::Tomorrow => "tomorrow".into(),
+        }
+    }
+
+    pub(crate) fn from_db(s: &str) -> Result<CallLaterRequest, StoreError> {
+        if s == "tomorrow" {
+            return Ok(CallLaterRequest::Tomorrow);
+        }
+        s.strip_prefix("after:")
+            .and_then(|n| n.parse::<u64>().ok())
+            .map(|n| CallLaterRequest::After(Duration::from_secs(n)))
+            .ok_or_else(|| corrupt("campaign_attempts", "call_later", format!("{s:?}")))
+    }
+}
+
+db_enum! {
+    /// Where an attempt is.
+    AttemptStatus, "attempt status" {
+        /// Claimed; the INVITE may be out (see `started_at`).
+        Dialing = "dialing",
+        Finished = "finished",
+        /// Recovered after a restart with no trace that the INVITE left: not charged.
+        Released = "released",
+    }
+}
+
+db_enum! {
+    /// How an attempt's end was established.
+    Resolution, "attempt resolution" {
+        /// Reported by the dialer runtime ([`crate::store::Store::finish_attempt`]).
+        Final = "final",
+        /// Restart: the call record of its Call-ID held the final.
+        RecoveredRecord = "recovered_record",
+        /// Restart: no call record, but the flow had recorded its outcome.
+        RecoveredOutcome = "recovered_outcome",
+        /// Restart: the INVITE never left; released uncharged.
+        RecoveredNoTrace = "recovered_no_trace",
+        /// Restart: the call may have reached the subscriber but no final is known:
+        /// charged as failed (or as answered-incomplete when it was answered).
+        RecoveredAmbiguous = "recovered_ambiguous",
+    }
+}
+
+db_enum! {
+    /// How a number got onto the do-not-call list.
+    DncSource, "do-not-call source" {
+        /// The subscriber pressed the opt-out key on a campaign call.
+        Keypad = "keypad",
+        /// An imported list (e.g. MobiFone's own DNC register).
+        Import = "import",
+        /// A supervisor added it (the customer asked customer care).
+        Supervisor = "supervisor",
+    }
+}
+
+db_enum! {
+    /// The satisfaction survey's questions (dialplans/survey.toml).
+    SurveyQuestion, "survey question" {
+        /// Satisfaction with the consultation, 1 (very dissatisfied) – 5 (very satisfied).
+        Satisfaction = "satisfaction",
+        /// Did the doctor resolve the question: 1 yes, 2 no (stored as pressed).
+        Resolved = "resolved",
+        /// Would recommend the program, 1 – 5 (5 = certainly). See ARCHITECTURE.md for
+        /// why 1–5 rather than 0–10.
+        Recommend = "recommend",
+    }
+}
+
+impl SurveyQuestion {
+    /// The values a subscriber can give.
+    pub fn accepts(self, value: u8) -> bool {
+        match self {
+            SurveyQuestion::Satisfaction | SurveyQuestion::Recommend => (1..=5).contains(&value),
+            SurveyQuestion::Resolved => value == 1 || value == 2,
+        }
+    }
+}
+
+pub(crate) fn state_str(s: CampaignState) -> &'static str {
+    match s {
+        CampaignState::Draft => "draft",
+        CampaignState::Running => "running",
+        CampaignState::Paused => "paused",
+        CampaignState::Stopped => "stopped",
+        CampaignState::Completed => "completed",
+    }
+}
+
+pub(crate) fn parse_state(s: &str) -> Result<CampaignState, ParseEnumError> {
+    Ok(match s {
+        "draft" => CampaignState::Draft,
+        "running" => CampaignState::Running,
+        "paused" => CampaignState::Paused,
+        "stopped" => CampaignState::Stopped,
+        "completed" => CampaignState::Completed,
+        _ => return Err(ParseEnumError::new("campaign state", s)),
+    })
+}
+
+pub(crate) fn kind_str(k: CampaignKind) -> &'static str {
+    match k {
+        CampaignKind::Invitation => "invitation",
+        CampaignKind::Survey => "survey",
+    }
+}
+
+pub(crate) fn parse_kind(s: &str) -> Result<CampaignKind, ParseEnumError> {
+    match s {
+        "invitation" => Ok(CampaignKind::Invitation),
+        "survey" => Ok(CampaignKind::Survey),
+        _ => Err(ParseEnumError::new("campaign kind", s)),
+    }
+}
+
+pub(crate) fn parse_disposition(s: &str) -> Result<Disposition, ParseEnumError> {
+    const ALL: [Disposition; 8] = [
+        Disposition::Answered,
+        Disposition::Busy,
+        Disposition::NoAnswer,
+        Disposition::Rejected,
+        Disposition::InvalidNumber,
+        Disposition::Congested,
+        Disposition::Failed,
+        Disposition::Canceled,
+    ];
+    ALL.into_iter()
+        .find(|d| d.as_str() == s)
+        .ok_or_else(|| ParseEnumError::new("disposition", s))
+}
+
+/// The policy as stored (TOML: the format operators write campaign files in).
+pub(crate) fn policy_to_db(p: &CampaignPolicy) -> Result<String, StoreError> {
+    toml::to_string(p).map_err(|e| StoreError::InvalidRequest(format!("policy: {e}")))
+}
+
+pub(crate) fn policy_from_db(s: &str) -> Result<CampaignPolicy, StoreError> {
+    let p: CampaignPolicy =
+        toml::from_str(s).map_err(|e| corrupt("campaigns", "policy", e.message()))?;
+    p.validate()
+        .map_err(|e| corrupt("campaigns", "policy", e))?;
+    Ok(p)
+}
+
+/// One campaign.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CampaignRow {
+    pub id: i64,
+    pub name: String,
+    pub kind: CampaignKind,
+    /// `[dialplan] name` of the plan an answered call runs (= `policy.dialplan`).
+    pub dialplan: String,
+    pub policy: CampaignPolicy,
+    #[serde(serialize_with = "ser_state")]
+    pub state: CampaignState,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+}
+
+fn ser_state<S: serde::Serializer>(s: &CampaignState, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(state_str(*s))
+}
+
+/// What [`crate::store::Store::create_invitation_campaign`] /
+/// [`crate::store::Store::create_survey_campaign`] did.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CreatedCampaign {
+    pub campaign: CampaignRow,
+    /// Contacts inserted.
+    pub contacts: u32,
+    /// Candidates left out, by reason: `not_eligible` (program rules), `registered`,
+    /// `do_not_call`.
+    pub skipped: BTreeMap<&'static str, u32>,
+}
+
+/// One contact of a campaign.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ContactRow {
+    pub id: i64,
+    pub campaign_id: i64,
+    /// E.164.
+    pub msisdn: String,
+    /// Surveys: the registration being surveyed.
+    pub registration_id: Option<i64>,
+    pub state: ContactState,
+    /// Claims made (the last `attempt_no`), released ones included.
+    pub dials: u32,
+    /// Attempts counted against `max_attempts`.
+    pub attempts_charged: u32,
+    /// Uncharged retries given (trunk throttling, our own CANCEL).
+    pub uncharged: u32,
+    pub not_before: Option<Timestamp>,
+    pub last_disposition: Option<Disposition>,
+    pub last_sip_code: Option<u16>,
+    pub last_outcome: Option<FlowOutcome>,
+    pub done_reason: Option<ContactEnd>,
+    pub updated_at: Timestamp,
+}
+
+/// One dial of one contact.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AttemptRow {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub contact_id: i64,
+    /// 1-based, unique per contact.
+    pub attempt_no: u32,
+    /// The SIP Call-ID the INVITE carries; unique.
+    pub call_id: String,
+    pub msisdn: String,
+    /// The service instance that claimed it (only it recovers it after a restart).
+    pub claimed_by: String,
+    pub claimed_at: Timestamp,
+    /// Set just before the INVITE was handed to the transport.
+    pub started_at: Option<Timestamp>,
+    pub answered_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    /// Raw SIP final status.
+    pub sip_code: Option<u16>,
+    /// Reason header (Q.850 cause) of the final or BYE.
+    pub reason: Option<String>,
+    pub disposition: Option<Disposition>,
+    pub outcome: Option<FlowOutcome>,
+    pub call_later: Option<CallLaterRequest>,
+    /// Counted against `max_attempts`.
+    pub charged: bool,
+    pub status: AttemptStatus,
+    pub resolution: Option<Resolution>,
+}
+
+/// A contact claimed for one dial: place the INVITE with exactly this Call-ID.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ClaimedAttempt {
+    pub attempt_id: i64,
+    pub campaign_id: i64,
+    pub contact_id: i64,
+    pub kind: CampaignKind,
+    /// `[dialplan] name` to run when answered.
+    pub dialplan: String,
+    /// E.164 number to call.
+    pub msisdn: String,
+    pub attempt_no: u32,
+    pub call_id: String,
+    /// Surveys: the registration being surveyed.
+    pub registration_id: Option<i64>,
+    /// CANCEL after this long ringing.
+    #[serde(with = "humantime_serde")]
+    pub ring_timeout: Duration,
+}
+
+/// Why a claim returned nothing although contacts may be waiting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimHold {
+    /// The campaign is not running (draft, paused, stopped, completed).
+    NotRunning(#[serde(serialize_with = "ser_state")] CampaignState),
+    /// Outside the calling windows; `opens` is the next opening.
+    OutsideCallingWindow { opens: Option<Timestamp> },
+    /// Invitation: all places of the program are taken.
+    CapReached,
+    /// Invitation: outside the registration period (`today` before or after it).
+    RegistrationClosed,
+}
+
+/// The answer of [`crate::store::Store::claim_due`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Claims {
+    /// Dial these, each with its Call-ID.
+    pub attempts: Vec<ClaimedAttempt>,
+    /// Set when nothing could be claimed because of the campaign or the program.
+    pub held: Option<ClaimHold>,
+    /// When the next waiting contact is due (inside a calling window); `None` when no
+    /// contact is waiting. `≤ now` means more are due now.
+    pub next_due: Option<Timestamp>,
+    /// Contacts found due but done at claim time (do-not-call, registered or surveyed
+    /// meanwhile) instead of being dialled.
+    pub skipped: u32,
+}
+
+/// How an attempt ended, as the dialer runtime reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptEnd {
+    pub disposition: Disposition,
+    /// Raw final status (`None`: no final at all, e.g. transport failure).
+    pub sip_code: Option<u16>,
+    /// Reason header text (`Q.850;cause=17;text="User busy"`), when one came.
+    pub reason: Option<String>,
+    pub answered_at: Option<Timestamp>,
+    pub ended_at: Timestamp,
+    /// The pacer was throttling the trunk when this final came
+    /// ([`crate::dialer::Pacer::is_throttling`]): a busy/congested final then does not
+    /// burn the subscriber's attempt.
+    pub throttled: bool,
+}
+
+impl AttemptEnd {
+    /// From a SIP final (`ring_timed_out`: *we* CANCELled after `ring_timeout`).
+    pub fn from_sip(code: u16, ring_timed_out: bool, ended_at: Timestamp) -> AttemptEnd {
+        AttemptEnd {
+            disposition: Disposition::from_sip(code, ring_timed_out),
+            sip_code: Some(code),
+            reason: None,
+            answered_at: None,
+            ended_at,
+            throttled: false,
+        }
+    }
+
+    /// An answered call that ended (BYE either way) at `ended_at`.
+    pub fn answered(answered_at: Timestamp, ended_at: Timestamp) -> AttemptEnd {
+        AttemptEnd {
+            disposition: Disposition::Answered,
+            sip_code: Some(200),
+            reason: None,
+            answered_at: Some(answered_at),
+            ended_at,
+            throttled: false,
+        }
+    }
+}
+
+/// The result of finishing an attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FinishedAttempt {
+    pub attempt: AttemptRow,
+    pub contact: ContactRow,
+    /// What happens to the contact (`Retry { not_before }` or `Done { reason }`).
+    pub decision: RetryDecision,
+}
+
+/// One attempt found `dialing` at start-up and how it was resolved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RecoveredAttempt {
+    pub attempt_id: i64,
+    pub call_id: String,
+    pub resolution: Resolution,
+    pub disposition: Option<Disposition>,
+}
+
+/// Counts for the supervisors' page. Every contact is in exactly one of `waiting`,
+/// `dialing`, `in_call`, `retry_pending`, `done`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CampaignProgress {
+    pub contacts: u32,
+    /// Never dialled (or only released claims).
+    pub waiting: u32,
+    /// INVITE out (or about to be), not answered.
+    pub dialing: u32,
+    /// Answered, the dialplan is running.
+    pub in_call: u32,
+    /// Dialled at least once, waiting for the next try.
+    pub retry_pending: u32,
+    pub done: u32,
+    pub done_by_reason: BTreeMap<ContactEnd, u32>,
+    /// Done contacts by their last disposition (never-dialled ones are not here).
+    pub done_by_disposition: BTreeMap<Disposition, u32>,
+    /// Finished attempts (released claims excluded).
+    pub attempts: u32,
+    pub attempts_by_disposition: BTreeMap<Disposition, u32>,
+    /// Finished attempts by the flow's outcome.
+    pub outcomes: BTreeMap<FlowOutcome, u32>,
+    /// Share of finished attempts that were answered.
+    pub answer_rate: Option<f64>,
+    /// When the next waiting contact is due (inside a calling window).
+    pub next_due: Option<Timestamp>,
+}
+
+/// One line of the supervisors' campaign table.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CampaignLine {
+    pub campaign: CampaignRow,
+    pub progress: CampaignProgress,
+}
+
+/// One number on the do-not-call list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DncEntry {
+    pub msisdn: String,
+    pub source: DncSource,
+    pub at: Timestamp,
+    pub campaign_id: Option<i64>,
+    pub attempt_id: Option<i64>,
+    pub note: String,
+}
+
+/// What [`crate::store::Store::import_do_not_call_csv`] did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DncImportReport {
+    pub rows: usize,
+    pub inserted: usize,
+    /// Already on the list (kept with their original source and date).
+    pub already: usize,
+}
+
+/// One answer as given.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SurveyAnswer {
+    pub id: i64,
+    pub registration_id: i64,
+    pub attempt_id: i64,
+    pub question: SurveyQuestion,
+    pub value: u8,
+    pub at: Timestamp,
+}
+
+/// Summary of a 1–5 question.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ScaleSummary {
+    pub answers: u32,
+    /// `histogram[v - 1]` = answers with value `v`.
+    pub histogram: [u32; 5],
+    pub mean: Option<f64>,
+    /// Share of 4 and 5 (the "satisfied" share).
+    pub share_4_5: Option<f64>,
+}
+
+impl ScaleSummary {
+    pub(crate) fn from_values(values: impl IntoIterator<Item = u8>) -> ScaleSummary {
+        let mut s = ScaleSummary::default();
+        let mut sum = 0u64;
+        for v in values {
+            if (1..=5).contains(&v) {
+                s.histogram[usize::from(v - 1)] += 1;
+                s.answers += 1;
+                sum += u64::from(v);
+            }
+        }
+        if s.answers > 0 {
+            let n = f64::from(s.answers);
+            s.mean = Some(sum as f64 / n);
+            s.share_4_5 = Some(f64::from(s.histogram[3] + s.histogram[4]) / n);
+        }
+        s
+    }
+}
+
+/// Summary of the yes/no question.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct YesNoSummary {
+    pub answers: u32,
+    pub yes: u32,
+    pub no: u32,
+    pub share_yes: Option<f64>,
+}
+
+/// The satisfaction rate and the other questions' summaries. Each registration counts
+/// once per question: its latest answer (a re-called partial survey may answer again).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SatisfactionReport {
+    /// Registrations with at least one answer.
+    pub respondents: u32,
+    /// Attempts whose survey was completed / left partial.
+    pub completed: u32,
+    pub partial: u32,
+    pub satisfaction: ScaleSummary,
+    pub resolved: YesNoSummary,
+    pub recommend: ScaleSummary,
+}
+
+// ---- raw rows ------------------------------------------------------------------------
+
+fn u32_col(table: &'static str, column: &'static str, v: i64) -> Result<u32, StoreError> {
+    u32::try_from(v).map_err(|e| corrupt(table, column, e))
+}
+
+fn opt_parse<T: FromStr<Err = ParseEnumError>>(
+    table: &'static str,
+    column: &'static str,
+    v: Option<String>,
+) -> Result<Option<T>, StoreError> {
+    v.map(|s| s.parse().map_err(|e| corrupt(table, column, e)))
+        .transpose()
+}
+
+fn opt_code(
+    table: &'static str,
+    column: &'static str,
+    v: Option<i64>,
+) -> Result<Option<u16>, StoreError> {
+    v.map(|c| u16::try_from(c).map_err(|e| corrupt(table, column, e)))
+        .transpose()
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct CampaignRaw {
+    id: i64,
+    name: String,
+    kind: String,
+    dialplan: String,
+    policy: String,
+    state: String,
+    created_at: String,
+    updated_at: String,
+    started_at: Option<String>,
+    ended_at: Option<String>,
+}
+
+pub(crate) const CAMPAIGN_COLUMNS: &str =
+    "id, name, kind, dialplan, policy, state, created_at, updated_at, started_at, ended_at";
+
+impl TryFrom<CampaignRaw> for CampaignRow {
+    type Error = StoreError;
+    fn try_from(r: CampaignRaw) -> Result<Self, StoreError> {
+        const T: &str = "campaigns";
+        Ok(CampaignRow {
+            id: r.id,
+            kind: parse_kind(&r.kind).map_err(|e| corrupt(T, "kind", e))?,
+            policy: policy_from_db(&r.policy)?,
+            state: parse_state(&r.state).map_err(|e| corrupt(T, "state", e))?,
+            created_at: time::from_db(T, "created_at", &r.created_at)?,
+            updated_at: time::from_db(T, "updated_at", &r.updated_at)?,
+            started_at: time::opt_from_db(T, "started_at", r.started_at.as_deref())?,
+            ended_at: time::opt_from_db(T, "ended_at", r.ended_at.as_deref())?,
+            name: r.name,
+            dialplan: r.dialplan,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ContactRaw {
+    id: i64,
+    campaign_id: i64,
+    msisdn: String,
+    registration_id: Option<i64>,
+    state: String,
+    dials: i64,
+    attempts_charged: i64,
+    uncharged: i64,
+    not_before: Option<String>,
+    last_disposition: Option<String>,
+    last_sip_code: Option<i64>,
+    last_outcome: Option<String>,
+    done_reason: Option<String>,
+    updated_at: String,
+}
+
+pub(crate) const CONTACT_COLUMNS: &str = "id, campaign_id, msisdn, registration_id, state, \
+     dials, attempts_charged, uncharged, not_before, last_disposition, last_sip_code, \
+     last_outcome, done_reason, updated_at";
+
+impl TryFrom<ContactRaw> for ContactRow {
+    type Error = StoreError;
+    fn try_from(r: ContactRaw) -> Result<Self, StoreError> {
+        const T: &str = "campaign_contacts";
+        Ok(ContactRow {
+            id: r.id,
+            campaign_id: r.campaign_id,
+            registration_id: r.registration_id,
+            state: r.state.parse().map_err(|e| corrupt(T, "state", e))?,
+            dials: u32_col(T, "dials", r.dials)?,
+            attempts_charged: u32_col(T, "attempts_charged", r.attempts_charged)?,
+            uncharged: u32_col(T, "uncharged", r.uncharged)?,
+            not_before: time::opt_from_db(T, "not_before", r.not_before.as_deref())?,
+            last_disposition: r
+                .last_disposition
+                .map(|s| parse_disposition(&s).map_err(|e| corrupt(T, "last_disposition", e)))
+                .transpose()?,
+            last_sip_code: opt_code(T, "last_sip_code", r.last_sip_code)?,
+            last_outcome: opt_parse(T, "last_outcome", r.last_outcome)?,
+            done_reason: opt_parse(T, "done_reason", r.done_reason)?,
+            updated_at: time::from_db(T, "updated_at", &r.updated_at)?,
+            msisdn: r.msisdn,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AttemptRaw {
+    id: i64,
+    campaign_id: i64,
+    contact_id: i64,
+    attempt_no: i64,
+    call_id: String,
+    msisdn: String,
+    claimed_by: String,
+    claimed_at: String,
+    started_at: Option<String>,
+    answered_at: Option<String>,
+    ended_at: Option<String>,
+    sip_code: Option<i64>,
+    reason: Option<String>,
+    disposition: Option<String>,
+    outcome: Option<String>,
+    call_later: Option<String>,
+    charged: i64,
+    status: String,
+    resolution: Option<String>,
+}
+
+pub(crate) const ATTEMPT_COLUMNS: &str = "id, campaign_id, contact_id, attempt_no, call_id, \
+     msisdn, claimed_by, claimed_at, started_at, answered_at, ended_at, sip_code, reason, \
+     disposition, outcome, call_later, charged, status, resolution";
+
+impl TryFrom<AttemptRaw> for AttemptRow {
+    type Error = StoreError;
+    fn try_from(r: AttemptRaw) -> Result<Self, StoreError> {
+        const T: &str = "campaign_attempts";
+        Ok(AttemptRow {
+            id: r.id,
+            campaign_id: r.campaign_id,
+            contact_id: r.contact_id,
+            attempt_no: u32_col(T, "attempt_no", r.attempt_no)?,
+            claimed_at: time::from_db(T, "claimed_at", &r.claimed_at)?,
+            started_at: time::opt_from_db(T, "started_at", r.started_at.as_deref())?,
+            answered_at: time::opt_from_db(T, "answered_at", r.answered_at.as_deref())?,
+            ended_at: time::opt_from_db(T, "ended_at", r.ended_at.as_deref())?,
+            sip_code: opt_code(T, "sip_code", r.sip_code)?,
+            disposition: r
+                .disposition
+                .map(|s| parse_disposition(&s).map_err(|e| corrupt(T, "disposition", e)))
+                .transpose()?,
+            outcome: opt_parse(T, "outcome", r.outcome)?,
+            call_later: r
+                .call_later
+                .map(|s| CallLaterRequest::from_db(&s))
+                .transpose()?,
+            charged: r.charged != 0,
+            status: r.status.parse().map_err(|e| corrupt(T, "status", e))?,
+            resolution: opt_parse(T, "resolution", r.resolution)?,
+            call_id: r.call_id,
+            msisdn: r.msisdn,
+            claimed_by: r.claimed_by,
+            reason: r.reason,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct DncRaw {
+    msisdn: String,
+    source: String,
+    at: String,
+    campaign_id: Option<i64>,
+    attempt_id: Option<i64>,
+    note: String,
+}
+
+impl TryFrom<DncRaw> for DncEntry {
+    type Error = StoreError;
+    fn try_from(r: DncRaw) -> Result<Self, StoreError> {
+        const T: &str = "do_not_call";
+        Ok(DncEntry {
+            source: r.source.parse().map_err(|e| corrupt(T, "source", e))?,
+            at: time::from_db(T, "at", &r.at)?,
+            msisdn: r.msisdn,
+            campaign_id: r.campaign_id,
+            attempt_id: r.attempt_id,
+            note: r.note,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AnswerRaw {
+    id: i64,
+    registration_id: i64,
+    attempt_id: i64,
+    question: String,
+    value: i64,
+    at: String,
+}
+
+impl TryFrom<AnswerRaw> for SurveyAnswer {
+    type Error = StoreError;
+    fn try_from(r: AnswerRaw) -> Result<Self, StoreError> {
+        const T: &str = "survey_answers";
+        Ok(SurveyAnswer {
+            id: r.id,
+            registration_id: r.registration_id,
+            attempt_id: r.attempt_id,
+            question: r.question.parse().map_err(|e| corrupt(T, "question", e))?,
+            value: u8::try_from(r.value).map_err(|e| corrupt(T, "value", e))?,
+            at: time::from_db(T, "at", &r.at)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_round_trip() {
+        for &s in ContactState::ALL {
+            assert_eq!(s.as_str().parse(), Ok(s));
+        }
+        for &s in ContactEnd::ALL {
+            assert_eq!(s.as_str().parse(), Ok(s));
+        }
+        for &s in FlowOutcome::ALL {
+            assert_eq!(s.as_str().parse(), Ok(s));
+        }
+        for &s in Resolution::ALL {
+            assert_eq!(s.as_str().parse(), Ok(s));
+        }
+        for s in [
+            CampaignState::Draft,
+            CampaignState::Running,
+            CampaignState::Paused,
+            CampaignState::Stopped,
+            CampaignState::Completed,
+        ] {
+            assert_eq!(parse_state(state_str(s)), Ok(s));
+            assert_eq!(state_str(s), s.to_string());
+        }
+        for d in [Disposition::Answered, Disposition::InvalidNumber] {
+            assert_eq!(parse_disposition(d.as_str()), Ok(d));
+        }
+        assert!(parse_disposition("maybe").is_err());
+        // Every dialer DoneReason has a stored name.
+        for r in [DoneReason::Completed, DoneReason::NoCallingWindow] {
+            let e = ContactEnd::from(r);
+            assert_eq!(
+                serde_json::to_string(&r).ok(),
+                Some(format!("\"{}\"", e.as_str()))
+            );
+        }
+    }
+
+    #[test]
+    fn call_later_requests() {
+        assert_eq!(CallLaterRequest::parse_var(""), Ok(None));
+        assert_eq!(
+            CallLaterRequest::parse_var("2h"),
+            Ok(Some(CallLaterRequest::After(Duration::from_secs(7200))))
+        );
+        assert_eq!(
+            CallLaterRequest::parse_var("Tomorrow"),
+            Ok(Some(CallLaterRequest::Tomorrow))
+        );
+        assert!(CallLaterRequest::parse_var("soon").is_err());
+        assert!(CallLaterRequest::parse_var("30d").is_err());
+        for r in [
+            CallLaterRequest::Tomorrow,
+            CallLaterRequest::After(Duration::from_secs(90)),
+        ] {
+            assert_eq!(CallLaterRequest::from_db(&r.to_db()).ok(), Some(r));
+        }
+        assert!(CallLaterRequest::from_db("after:x").is_err());
+    }
+
+    #[test]
+    fn policy_round_trips_through_toml() {
+        let p = CampaignPolicy {
+            excluded_dates: vec![jiff::civil::date(2021, 12, 24)],
+            max_cps: 2.5,
+            ..CampaignPolicy::default()
+        };
+        let text = policy_to_db(&p).expect("serialises");
+        assert_eq!(policy_from_db(&text).expect("parses"), p);
+        assert!(policy_from_db("max_cps = 0.0").is_err());
+    }
+
+    #[test]
+    fn scale_summary() {
+        let s = ScaleSummary::from_values([5, 4, 3, 5, 1]);
+        assert_eq!(s.answers, 5);
+        assert_eq!(s.histogram, [1, 0, 1, 1, 2]);
+        assert_eq!(s.mean, Some(3.6));
+        assert_eq!(s.share_4_5, Some(0.6));
+        assert_eq!(ScaleSummary::from_values([]).mean, None);
+    }
+}
