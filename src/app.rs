@@ -114,6 +114,8 @@ impl App {
             },
             user_agent: settings.sip.user_agent.clone(),
             max_legs: settings.sip.max_calls,
+            acl: settings.sip.acl(),
+            trunk: settings.trunk.trunk_config(),
         };
 
         let shutdown = CancellationToken::new();
@@ -222,6 +224,12 @@ impl App {
     /// Recompiles the dialplans and swaps them in; on any error the old ones stay.
     pub fn reload(&self) -> Result<usize, AppError> {
         reload_dialplans(&self.settings, &self.prompts, &self.dialplans)
+    }
+
+    /// The SIP driver's handle: `dial` for outbound calls, `trunk_state` to watch the
+    /// trunk, `command` for legs.
+    pub fn sip(&self) -> &SipHandle {
+        &self.sip
     }
 
     pub async fn census(&self) -> Option<Census> {

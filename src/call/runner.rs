@@ -321,7 +321,11 @@ impl InboundCall {
                     });
                 }
             }
-            LegEvent::Incoming(_) => {}
+            // Outbound-only events: an inbound leg never gets them.
+            LegEvent::Incoming(_)
+            | LegEvent::Progress { .. }
+            | LegEvent::Answered { .. }
+            | LegEvent::Failed { .. } => {}
         }
         None
     }

@@ -5,13 +5,18 @@
 
 pub use rsipstack::sip as rsip;
 
+pub mod acl;
+pub mod auth;
 pub mod edge;
 pub mod endpoint;
 pub mod framing;
 pub mod message;
 pub mod transport;
+pub mod trunk;
 
+pub use acl::Acl;
 pub use endpoint::{
-    Command, EndReason, Endpoint, EndpointConfig, Flow, IncomingCall, LegEvent, LegId, Output,
-    Timers,
+    Command, DialError, DialRequest, Dialed, EndReason, Endpoint, EndpointConfig, FailCause, Flow,
+    IncomingCall, LegEvent, LegId, Output, Timers,
 };
+pub use trunk::{TrunkConfig, TrunkState, TrunkStatus, TrunkTransport};
