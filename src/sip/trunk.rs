@@ -324,7 +324,9 @@ impl Trunk {
         self.status.reachable = Some(false);
         self.status.last_error = Some("connection to the trunk lost".into());
         self.changed = true;
-        if self.cfg.register && !self.reg_pending {
+        // Only a healthy registration is renewed at once; after a failure (a refused
+        // connect is one) the backoff stands, so a dead trunk is not hammered.
+        if self.cfg.register && !self.reg_pending && self.status.register_failures == 0 {
             self.status.next_register = Some(now);
         }
     }

@@ -982,3 +982,6 @@ fn is_token(s: &str) -> bool {
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c))
 }
+
+#[cfg(test)]
+mod tests;
