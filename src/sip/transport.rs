@@ -163,7 +163,15 @@ pub fn spawn(
     let stop = CancellationToken::new();
     tokio::spawn(accept_loop(tcp, tcp_tx.clone(), stop.clone()));
     let trunk_cfg = cfg.trunk.clone();
-    let endpoint = Endpoint::new(cfg);
+    let mut endpoint = Endpoint::new(cfg);
+    // An IP-literal trunk is usable at once (no race between spawn and the first dial);
+    // a host name is resolved by a task.
+    let literal = trunk_cfg
+        .as_ref()
+        .and_then(|t| Some(SocketAddr::new(t.host.parse().ok()?, t.port)));
+    if let Some(addr) = literal {
+        endpoint.set_trunk_addr(now(), addr);
+    }
     let initial = TrunkState::from_status(
         trunk_cfg.as_ref(),
         &endpoint.trunk_status().unwrap_or_default(),
@@ -171,7 +179,7 @@ pub fn spawn(
         std::time::SystemTime::now(),
     );
     let (trunk_tx, trunk_rx) = watch::channel(initial);
-    if let Some(trunk) = &trunk_cfg {
+    if let Some(trunk) = trunk_cfg.as_ref().filter(|_| literal.is_none()) {
         tokio::spawn(resolve_trunk(
             trunk.host.clone(),
             trunk.port,
@@ -262,6 +270,8 @@ impl Driver {
     ) {
         let mut buf = vec![0u8; 65_536];
         let udp = self.udp.clone();
+        // Whatever the endpoint queued before the loop (the first REGISTER/OPTIONS).
+        self.flush().await;
         loop {
             let deadline = self.endpoint.poll_timeout();
             let sleep = async {
