@@ -17,7 +17,7 @@ use crate::http;
 use crate::ivr::{self, CompileContext, DialplanError, Dialplans};
 use crate::media::{PromptCache, PromptError};
 use crate::sip::transport::{self, Census, SipHandle};
-use crate::sip::{EndpointConfig, Timers};
+use crate::sip::{AccessConfig, EndpointConfig, Timers};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +114,8 @@ impl App {
             },
             user_agent: settings.sip.user_agent.clone(),
             max_legs: settings.sip.max_calls,
+        };
+        let access = AccessConfig {
             acl: settings.sip.acl(),
             trunk: settings.trunk.trunk_config(),
         };
@@ -151,13 +153,11 @@ impl App {
                 None => Err(503),
             }
         });
-        let (sip, driver) =
-            transport::spawn(endpoint_cfg, udp, tcp, lazy_router).map_err(|source| {
-                AppError::Bind {
-                    what: "SIP",
-                    addr: listen,
-                    source,
-                }
+        let (sip, driver) = transport::spawn_with(endpoint_cfg, access, udp, tcp, lazy_router)
+            .map_err(|source| AppError::Bind {
+                what: "SIP",
+                addr: listen,
+                source,
             })?;
         let ctx = Arc::new(CallContext {
             sip: sip.clone(),

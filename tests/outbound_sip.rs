@@ -15,8 +15,8 @@ use tokio::sync::mpsc;
 use tongdai::sip::auth::Credentials;
 use tongdai::sip::transport::{self, SipHandle};
 use tongdai::sip::{
-    Acl, Command, DialRequest, EndReason, EndpointConfig, FailCause, LegEvent, Timers, TrunkConfig,
-    TrunkState, TrunkTransport,
+    AccessConfig, Acl, Command, DialRequest, EndReason, EndpointConfig, FailCause, LegEvent,
+    Timers, TrunkConfig, TrunkState, TrunkTransport,
 };
 
 const OFFER: &str = "v=0\r\no=tongdai 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
@@ -147,11 +147,13 @@ async fn sip_layer(trunk: TrunkConfig, t1: Duration) -> SipHandle {
         },
         user_agent: "tongdai-test".into(),
         max_legs: 10,
+    };
+    let access = AccessConfig {
         acl: Acl::parse(&["127.0.0.0/8"]).unwrap(),
         trunk: Some(trunk),
     };
     let router: transport::Router = Box::new(|_| Err(404));
-    let (sip, _driver) = transport::spawn(cfg, udp, tcp, router).expect("spawn");
+    let (sip, _driver) = transport::spawn_with(cfg, access, udp, tcp, router).expect("spawn");
     sip
 }
 
@@ -469,10 +471,7 @@ async fn options_keepalive_answered_then_the_trunk_goes_away() {
         "SIPp answered two probes: {}",
         run.explain
     );
-    assert_eq!(
-        run.messages.matches("OPTIONS sip:127.0.0.1:").count() >= 2,
-        true
-    );
+    assert!(run.messages.matches("OPTIONS sip:127.0.0.1:").count() >= 2);
     let down = wait_trunk(&mut state, "unreachable", |s| s.reachable == Some(false)).await;
     assert!(down.last_error.unwrap().contains("OPTIONS"));
 }

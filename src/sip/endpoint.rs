@@ -105,10 +105,26 @@ pub struct EndpointConfig {
     pub user_agent: String,
     /// Legs above this get 503 (overload protection: refuse rather than degrade).
     pub max_legs: usize,
+}
+
+/// Who may reach us and where we call out: the source ACL and the trunk. Separate from
+/// [`EndpointConfig`] so that an endpoint built with [`Endpoint::new`] keeps the plain
+/// inbound behaviour (everyone allowed, no trunk).
+#[derive(Clone, Debug)]
+pub struct AccessConfig {
     /// Sources allowed to start dialogs (out-of-dialog requests); see `sip::acl`.
     pub acl: Acl,
     /// Where outbound calls go, and our REGISTER/OPTIONS with it.
     pub trunk: Option<TrunkConfig>,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig {
+            acl: Acl::allow_all(),
+            trunk: None,
+        }
+    }
 }
 
 /// A new inbound call, handed to the call layer to accept or reject.
@@ -377,6 +393,7 @@ enum TimerRef {
 
 pub struct Endpoint {
     cfg: EndpointConfig,
+    acl: Acl,
     ist: HashMap<TxKey, InviteServerTxn>,
     nist: HashMap<TxKey, NonInviteServerTxn>,
     nict: HashMap<TxKey, NonInviteClientTxn>,
@@ -392,10 +409,17 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// An inbound-only endpoint: everyone may call, no trunk.
     pub fn new(cfg: EndpointConfig) -> Self {
-        let trunk = cfg.trunk.clone().map(|t| Trunk::new(t, cfg.advertised));
+        Self::with_access(cfg, AccessConfig::default())
+    }
+
+    /// An endpoint with a source ACL and (optionally) a trunk for outbound calls.
+    pub fn with_access(cfg: EndpointConfig, access: AccessConfig) -> Self {
+        let trunk = access.trunk.map(|t| Trunk::new(t, cfg.advertised));
         Endpoint {
             cfg,
+            acl: access.acl,
             ist: HashMap::new(),
             nist: HashMap::new(),
             nict: HashMap::new(),
@@ -437,7 +461,7 @@ impl Endpoint {
 
     /// Feeds one datagram or one framed stream message.
     pub fn handle_bytes(&mut self, now: Instant, flow: Flow, bytes: &[u8]) {
-        let allowed = self.cfg.acl.allows(flow.remote().ip());
+        let allowed = self.acl.allows(flow.remote().ip());
         match edge::classify(bytes) {
             Inbound::Request(req) if !allowed && !self.belongs_to_known_state(&req) => {
                 self.refuse_by_acl(flow, &req)

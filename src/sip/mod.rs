@@ -16,7 +16,7 @@ pub mod trunk;
 
 pub use acl::Acl;
 pub use endpoint::{
-    Command, DialError, DialRequest, Dialed, EndReason, Endpoint, EndpointConfig, FailCause, Flow,
-    IncomingCall, LegEvent, LegId, Output, Timers,
+    AccessConfig, Command, DialError, DialRequest, Dialed, EndReason, Endpoint, EndpointConfig,
+    FailCause, Flow, IncomingCall, LegEvent, LegId, Output, Timers,
 };
 pub use trunk::{TrunkConfig, TrunkState, TrunkStatus, TrunkTransport};

@@ -24,8 +24,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::endpoint::{
-    Command, DialError, DialRequest, Dialed, Endpoint, EndpointConfig, Flow, IncomingCall,
-    LegEvent, LegId, OUTBOUND_CONN, Output,
+    AccessConfig, Command, DialError, DialRequest, Dialed, Endpoint, EndpointConfig, Flow,
+    IncomingCall, LegEvent, LegId, OUTBOUND_CONN, Output,
 };
 use super::framing::{FramingError, StreamFramer};
 use super::trunk::{TrunkConfig, TrunkState};
@@ -150,9 +150,22 @@ pub async fn bind(listen: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
     Ok((udp, tcp))
 }
 
-/// Starts the driver and the TCP accept loop. They run until [`SipHandle::stop`].
+/// Starts the driver and the TCP accept loop for an inbound-only endpoint (no ACL, no
+/// trunk). They run until [`SipHandle::stop`].
 pub fn spawn(
     cfg: EndpointConfig,
+    udp: UdpSocket,
+    tcp: TcpListener,
+    router: Router,
+) -> io::Result<(SipHandle, tokio::task::JoinHandle<()>)> {
+    spawn_with(cfg, AccessConfig::default(), udp, tcp, router)
+}
+
+/// Like [`spawn`], with the source ACL and the trunk (registration and keepalive start
+/// as soon as the trunk's host resolves; an IP literal resolves at once).
+pub fn spawn_with(
+    cfg: EndpointConfig,
+    access: AccessConfig,
     udp: UdpSocket,
     tcp: TcpListener,
     router: Router,
@@ -162,8 +175,8 @@ pub fn spawn(
     let (tcp_tx, tcp_rx) = mpsc::unbounded_channel();
     let stop = CancellationToken::new();
     tokio::spawn(accept_loop(tcp, tcp_tx.clone(), stop.clone()));
-    let trunk_cfg = cfg.trunk.clone();
-    let mut endpoint = Endpoint::new(cfg);
+    let trunk_cfg = access.trunk.clone();
+    let mut endpoint = Endpoint::with_access(cfg, access);
     // An IP-literal trunk is usable at once (no race between spawn and the first dial);
     // a host name is resolved by a task.
     let literal = trunk_cfg

@@ -472,14 +472,14 @@ Contact: <sip:{user}@{local}{tp}>\r\nExpires: {exp}\r\n",
         self.options_sent = Some(now);
         self.options_next = Some(now + interval);
         let uri = self.cfg.server_uri();
+        let local = host_of(self.local);
         let h = format!(
-            "From: <sip:{user}@{local}>;tag={tag}\r\nTo: <sip:{host}>\r\nCall-ID: {cid}\r\n\
+            "From: <sip:{user}@{local}>;tag={tag}\r\nTo: <sip:{host}>\r\nCall-ID: {cid}@{local}\r\n\
 CSeq: 1 OPTIONS\r\nAccept: application/sdp\r\n",
             user = self.cfg.caller_id,
-            local = host_of(self.local),
             tag = random_token(10),
             host = self.cfg.host,
-            cid = format!("{}@{}", random_token(20), host_of(self.local)),
+            cid = random_token(20),
         );
         self.sends.push_back(TrunkRequest {
             kind: TrunkTxn::Options,
@@ -548,7 +548,7 @@ fn granted_expiry(resp: &rsip::Response, local: SocketAddr) -> Option<Duration> 
     let ours = host_port(local);
     let from_contact = message::headers(resp, "Contact")
         .into_iter()
-        .flat_map(|v| split_list(v))
+        .flat_map(split_list)
         .find(|c| uri_of(c).contains(&ours))
         .and_then(|c| header_param(&c, "expires").and_then(|e| e.trim().parse::<u64>().ok()));
     let secs = from_contact

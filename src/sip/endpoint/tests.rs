@@ -10,8 +10,6 @@ fn cfg() -> EndpointConfig {
         timers: Timers::default(),
         user_agent: "tongdai-test".into(),
         max_legs: 10,
-        acl: crate::sip::Acl::allow_all(),
-        trunk: None,
     }
 }
 

@@ -265,7 +265,7 @@ impl Endpoint {
     /// The trunk's host resolved to `addr`: it joins the ACL, and registration and the
     /// keepalive start.
     pub fn set_trunk_addr(&mut self, now: Instant, addr: SocketAddr) {
-        self.cfg.acl.allow_ip(addr.ip());
+        self.acl.allow_ip(addr.ip());
         if let Some(trunk) = self.trunk.as_mut() {
             trunk.set_addr(now, addr);
         }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::sip::acl::Acl;
 use crate::sip::auth::Credentials;
-use crate::sip::endpoint::{Endpoint, EndpointConfig, Flow, Output, Timers};
+use crate::sip::endpoint::{AccessConfig, Endpoint, EndpointConfig, Flow, Output, Timers};
 use crate::sip::trunk::{TrunkConfig, TrunkStatus, TrunkTransport};
 
 const TRUNK: &str = "127.0.0.1:5099";
@@ -38,14 +38,18 @@ struct Harness {
 
 impl Harness {
     fn new(trunk: TrunkConfig, t0: Instant) -> (Harness, Vec<String>) {
-        let ep = Endpoint::new(EndpointConfig {
-            advertised: "127.0.0.1:5060".parse().unwrap(),
-            timers: Timers::default(),
-            user_agent: "tongdai-test".into(),
-            max_legs: 10,
-            acl: Acl::default(),
-            trunk: Some(trunk),
-        });
+        let ep = Endpoint::with_access(
+            EndpointConfig {
+                advertised: "127.0.0.1:5060".parse().unwrap(),
+                timers: Timers::default(),
+                user_agent: "tongdai-test".into(),
+                max_legs: 10,
+            },
+            AccessConfig {
+                acl: Acl::default(),
+                trunk: Some(trunk),
+            },
+        );
         let mut h = Harness {
             ep,
             published: vec![],
@@ -314,14 +318,18 @@ fn tcp_transport_errors_fail_the_register_and_a_lost_idle_connection_re_register
     let t0 = Instant::now();
     let mut c = cfg(true, None, false);
     c.transport = TrunkTransport::Tcp;
-    let mut ep = Endpoint::new(EndpointConfig {
-        advertised: "127.0.0.1:5060".parse().unwrap(),
-        timers: Timers::default(),
-        user_agent: "t".into(),
-        max_legs: 10,
-        acl: Acl::default(),
-        trunk: Some(c),
-    });
+    let mut ep = Endpoint::with_access(
+        EndpointConfig {
+            advertised: "127.0.0.1:5060".parse().unwrap(),
+            timers: Timers::default(),
+            user_agent: "t".into(),
+            max_legs: 10,
+        },
+        AccessConfig {
+            acl: Acl::default(),
+            trunk: Some(c),
+        },
+    );
     let addr = TRUNK.parse().unwrap();
     ep.set_trunk_addr(t0, addr);
     let mut sent = vec![];

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use crate::sip::acl::Acl;
 use crate::sip::auth::{Algorithm, Credentials, digest_response};
 use crate::sip::endpoint::{
-    Command, DialError, DialRequest, EndReason, Endpoint, EndpointConfig, FailCause, Flow,
-    LegEvent, LegId, Output, Timers,
+    AccessConfig, Command, DialError, DialRequest, EndReason, Endpoint, EndpointConfig, FailCause,
+    Flow, LegEvent, LegId, Output, Timers,
 };
 use crate::sip::trunk::{TrunkConfig, TrunkStatus, TrunkTransport};
 
@@ -33,22 +33,23 @@ fn trunk_cfg(transport: TrunkTransport, creds: bool) -> TrunkConfig {
     }
 }
 
-fn cfg_with(trunk: Option<TrunkConfig>, acl: Acl) -> EndpointConfig {
-    EndpointConfig {
-        advertised: "127.0.0.1:5060".parse().unwrap(),
-        timers: Timers::default(),
-        user_agent: "tongdai-test".into(),
-        max_legs: 10,
-        acl,
-        trunk,
-    }
+fn endpoint_with(trunk: Option<TrunkConfig>, acl: Acl) -> Endpoint {
+    Endpoint::with_access(
+        EndpointConfig {
+            advertised: "127.0.0.1:5060".parse().unwrap(),
+            timers: Timers::default(),
+            user_agent: "tongdai-test".into(),
+            max_legs: 10,
+        },
+        AccessConfig { acl, trunk },
+    )
 }
 
 fn endpoint(transport: TrunkTransport, creds: bool, t0: Instant) -> Endpoint {
-    let mut ep = Endpoint::new(cfg_with(
+    let mut ep = endpoint_with(
         Some(trunk_cfg(transport, creds)),
         Acl::parse(&["127.0.0.1"]).unwrap(),
-    ));
+    );
     ep.set_trunk_addr(t0, TRUNK.parse().unwrap());
     drain(&mut ep);
     ep
@@ -876,7 +877,7 @@ fn a_lost_tcp_connection_fails_the_call_as_a_transport_error() {
 #[test]
 fn dial_refusals() {
     let t0 = Instant::now();
-    let mut no_trunk = Endpoint::new(cfg_with(None, Acl::allow_all()));
+    let mut no_trunk = endpoint_with(None, Acl::allow_all());
     let req = |t: &str| DialRequest {
         target: t.into(),
         ..Default::default()
@@ -892,10 +893,10 @@ fn dial_refusals() {
         Flow::tcp_to("127.0.0.1:5077".parse().unwrap())
     );
     assert!(d.leg > 0);
-    let mut unresolved = Endpoint::new(cfg_with(
+    let mut unresolved = endpoint_with(
         Some(trunk_cfg(TrunkTransport::Udp, false)),
         Acl::allow_all(),
-    ));
+    );
     assert_eq!(
         unresolved.dial(t0, req("0903")),
         Err(DialError::TrunkUnresolved)
