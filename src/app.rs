@@ -261,6 +261,8 @@ impl App {
             }
         })
         .await;
+        // Remove our REGISTER binding so the trunk stops routing calls here.
+        self.sip.unregister(self.settings.sip.t1 * 8).await;
         self.sip.stop();
         let _ = self.driver.await;
         let _ = self.http_task.await;

@@ -57,6 +57,8 @@ pub enum DriverMsg {
     },
     /// The trunk host resolved (from the resolver task).
     TrunkResolved(SocketAddr),
+    /// Shutdown: remove the REGISTER binding; the reply says whether one is on its way.
+    Unregister(oneshot::Sender<bool>),
     SetDraining(bool),
     /// How many legs and transactions are alive (tests, shutdown, health).
     Census(oneshot::Sender<Census>),
@@ -98,6 +100,19 @@ impl SipHandle {
             })
             .map_err(|_| DialError::Draining)?;
         rx.await.map_err(|_| DialError::Draining)?
+    }
+
+    /// Shutdown: sends REGISTER with Expires: 0 (if registered) and stops the keepalive;
+    /// then waits, at most `wait`, until the trunk state shows no binding.
+    pub async fn unregister(&self, wait: std::time::Duration) {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(DriverMsg::Unregister(reply)).is_err() {
+            return;
+        }
+        if rx.await.unwrap_or(false) {
+            let mut state = self.trunk.clone();
+            let _ = tokio::time::timeout(wait, state.wait_for(|s| !s.registered)).await;
+        }
     }
 
     /// The trunk's state (registered, reachable, last error, next refresh …), updated on
@@ -312,6 +327,9 @@ impl Driver {
                             self.routes.insert(dialed.leg, events);
                         }
                         let _ = reply.send(result);
+                    }
+                    Some(DriverMsg::Unregister(reply)) => {
+                        let _ = reply.send(self.endpoint.unregister(now()));
                     }
                     Some(DriverMsg::TrunkResolved(addr)) => {
                         tracing::info!(%addr, "trunk address");

@@ -64,16 +64,29 @@ impl TrunkConfig {
         }
     }
 
+    /// The host as written in a URI (an IPv6 literal in brackets).
+    pub fn uri_host(&self) -> String {
+        match self.host.parse::<std::net::Ipv6Addr>() {
+            Ok(v6) => format!("[{v6}]"),
+            Err(_) => self.host.clone(),
+        }
+    }
+
     /// `sip:host:port[;transport=tcp]`: REGISTER and OPTIONS Request-URI.
     pub fn server_uri(&self) -> String {
-        format!("sip:{}:{}{}", self.host, self.port, self.transport_param())
+        format!(
+            "sip:{}:{}{}",
+            self.uri_host(),
+            self.port,
+            self.transport_param()
+        )
     }
 
     /// `sip:number@host:port[;transport=tcp]`: where an outbound call to `number` goes.
     pub fn number_uri(&self, number: &str) -> String {
         format!(
             "sip:{number}@{}:{}{}",
-            self.host,
+            self.uri_host(),
             self.port,
             self.transport_param()
         )
@@ -209,6 +222,11 @@ pub struct Trunk {
     reg_expires: Duration,
     /// A 423 was already followed once for this round.
     interval_retry: bool,
+    /// Shutting down: the next REGISTER removes the binding (Expires: 0), nothing more
+    /// is sent afterwards.
+    closing: bool,
+    /// The REGISTER in flight is the removal (sent while closing).
+    reg_sent_closing: bool,
     auth: AuthSession,
     // --- keepalive ---
     options_next: Option<Instant>,
@@ -233,6 +251,8 @@ impl Trunk {
             reg_cseq: 0,
             reg_pending: false,
             interval_retry: false,
+            closing: false,
+            reg_sent_closing: false,
             auth: AuthSession::default(),
             options_next: None,
             options_sent: None,
@@ -318,6 +338,24 @@ impl Trunk {
         }
     }
 
+    /// Shutdown: remove our binding (REGISTER with Expires: 0) and stop the keepalive.
+    /// Returns false when there is nothing to remove.
+    pub fn unregister(&mut self) -> bool {
+        self.options_next = None;
+        if self.closing || !self.cfg.register || self.status.addr.is_none() {
+            return false;
+        }
+        self.closing = true;
+        self.status.next_register = None;
+        if !self.status.registered && !self.reg_pending {
+            return false;
+        }
+        if !self.reg_pending {
+            self.send_register();
+        }
+        true
+    }
+
     /// The connection to the trunk broke (TCP): the registrar's binding points at a dead
     /// flow, so register again at once.
     pub fn on_connection_lost(&mut self, now: Instant) {
@@ -343,10 +381,11 @@ impl Trunk {
 
     fn send_register(&mut self) {
         self.reg_pending = true;
+        self.reg_sent_closing = self.closing;
         self.reg_cseq += 1;
         let uri = self.cfg.server_uri();
         let user = self.cfg.register_user().to_string();
-        let host = &self.cfg.host;
+        let host = self.cfg.uri_host();
         let aor = format!("sip:{user}@{host}");
         let mut h = format!(
             "From: <{aor}>;tag={tag}\r\nTo: <{aor}>\r\nCall-ID: {cid}\r\nCSeq: {cseq} REGISTER\r\n\
@@ -356,7 +395,11 @@ Contact: <sip:{user}@{local}{tp}>\r\nExpires: {exp}\r\n",
             cseq = self.reg_cseq,
             local = host_port(self.local),
             tp = self.cfg.transport_param(),
-            exp = self.reg_expires.as_secs(),
+            exp = if self.closing {
+                0
+            } else {
+                self.reg_expires.as_secs()
+            },
         );
         if let Some((name, value)) =
             self.auth
@@ -374,6 +417,9 @@ Contact: <sip:{user}@{local}{tp}>\r\nExpires: {exp}\r\n",
 
     fn register_outcome(&mut self, now: Instant, outcome: TrunkOutcome<'_>) {
         self.reg_pending = false;
+        if self.closing {
+            return self.unregister_outcome(outcome);
+        }
         let resp = match outcome {
             TrunkOutcome::Response(r) => r,
             TrunkOutcome::Timeout => {
@@ -450,6 +496,40 @@ Contact: <sip:{user}@{local}{tp}>\r\nExpires: {exp}\r\n",
         }
     }
 
+    /// The outcome of a REGISTER sent while closing: the one that removes the binding,
+    /// or an earlier refresh still in flight (then the removal goes out now).
+    fn unregister_outcome(&mut self, outcome: TrunkOutcome<'_>) {
+        let removing = self.reg_sent_closing;
+        match outcome {
+            TrunkOutcome::Response(resp) => {
+                let status = resp.status_code.code();
+                self.status.register_status = Some(status);
+                if matches!(status, 401 | 407)
+                    && self
+                        .auth
+                        .on_challenge(resp, self.cfg.credentials.as_ref())
+                        .is_some()
+                {
+                    return self.send_register();
+                }
+                if !removing {
+                    return self.send_register();
+                }
+                if (200..300).contains(&status) {
+                    tracing::info!("unregistered from the trunk");
+                    self.status.registered = false;
+                    self.status.registered_until = None;
+                } else {
+                    self.status.last_error = Some(format!("un-REGISTER rejected with {status}"));
+                }
+            }
+            TrunkOutcome::Timeout | TrunkOutcome::TransportError => {
+                self.status.last_error = Some("un-REGISTER got no answer".into());
+            }
+        }
+        self.status.next_register = None;
+    }
+
     fn register_failed(&mut self, now: Instant, why: String, retry_after: Option<Duration>) {
         tracing::warn!(error = %why, "trunk registration failed");
         self.status.register_failures += 1;
@@ -478,7 +558,7 @@ Contact: <sip:{user}@{local}{tp}>\r\nExpires: {exp}\r\n",
 CSeq: 1 OPTIONS\r\nAccept: application/sdp\r\n",
             user = self.cfg.caller_id,
             tag = random_token(10),
-            host = self.cfg.host,
+            host = self.cfg.uri_host(),
             cid = random_token(20),
         );
         self.sends.push_back(TrunkRequest {

@@ -272,6 +272,14 @@ impl Endpoint {
         self.flush_trunk(now);
     }
 
+    /// Shutdown: remove our REGISTER binding with the trunk (Expires: 0) and stop the
+    /// keepalive. Returns whether a removal is on its way (watch `trunk_status`).
+    pub fn unregister(&mut self, now: Instant) -> bool {
+        let sent = self.trunk.as_mut().is_some_and(|t| t.unregister());
+        self.flush_trunk(now);
+        sent
+    }
+
     /// The trunk's current status (`None` without a `[trunk]`).
     pub fn trunk_status(&self) -> Option<TrunkStatus> {
         self.trunk.as_ref().map(|t| t.status().clone())

@@ -372,3 +372,33 @@ Expires: 600\r\nContent-Length: 0\r\n\r\n",
     ep.handle_transport_error(later, addr);
     assert_eq!(ep.trunk_status().unwrap().next_register, Some(later));
 }
+
+#[test]
+fn unregister_removes_the_binding_and_stops_everything() {
+    let t0 = Instant::now();
+    let (mut h, sent) = Harness::new(cfg(true, Some(30), true), t0);
+    let reg = sent
+        .iter()
+        .find(|m| m.starts_with("REGISTER"))
+        .unwrap()
+        .clone();
+    let sent = h.answer(t0, &reg, 401, CHALLENGE);
+    h.answer(t0, &sent[0], 200, "Expires: 600\r\n");
+    assert!(h.status().registered);
+    let at = t0 + Duration::from_secs(10);
+    assert!(h.ep.unregister(at));
+    let sent = h.drain();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(hdr(&sent[0], "Expires"), "0");
+    assert!(hdr(&sent[0], "Authorization").contains("nc=00000002"));
+    h.answer(at, &sent[0], 200, "");
+    let s = h.status();
+    assert!(!s.registered && s.next_register.is_none());
+    // Nothing more is ever sent (no refresh, no keepalive) once the OPTIONS in flight ends.
+    let later = h.run_until(at + Duration::from_secs(3600));
+    assert!(
+        later.iter().all(|(_, m)| m.starts_with("OPTIONS")),
+        "{later:?}"
+    );
+    assert!(!h.ep.unregister(at), "only once");
+}
