@@ -79,3 +79,26 @@ CSeq: 1 {method}\r\nMax-Forwards: 70\r\nContact: <sip:100@{local}>\r\nContent-Le
     .await;
     assert!(run.ok(), "{}", run.explain());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trunk_address_is_always_allowed() {
+    // Only 127.0.0.1 is listed, but the trunk lives on 127.0.0.2: it may send calls.
+    let svc = Service::start(
+        "[sip]\nacl = [\"127.0.0.1/32\"]\n\
+[trunk]\nhost = \"127.0.0.2\"\nport = 5099\noptions_interval = \"0s\"\n",
+    )
+    .await;
+    let state = svc.app.sip().trunk_state().borrow().clone();
+    assert!(state.configured && !state.register);
+    assert_eq!(state.addr, Some("127.0.0.2:5099".parse().unwrap()));
+    let run = sipp(
+        "acl_trunk_127_0_0_2",
+        "uac_options.xml",
+        svc.sip_addr(),
+        Transport::Udp,
+        &["-i", "127.0.0.2"],
+    )
+    .await;
+    assert!(run.ok(), "{}", run.explain());
+    assert!(run.messages.contains("SIP/2.0 200"), "{}", run.explain());
+}
