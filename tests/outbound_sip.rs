@@ -243,17 +243,10 @@ async fn answered_call_over_tcp_then_we_hang_up() {
     answered_and_we_hang_up("answer_tcp", TrunkTransport::Tcp).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn answered_call_then_the_callee_hangs_up() {
-    let uas = Uas::start(
-        "callee_bye",
-        "uas_answer_callee_bye.xml",
-        TrunkTransport::Udp,
-        1,
-        &[],
-    )
-    .await;
-    let sip = sip_layer(trunk(&uas, TrunkTransport::Udp), Duration::from_millis(500)).await;
+/// Answered call, then the callee's BYE arrives (over TCP: on our own connection).
+async fn answered_and_the_callee_hangs_up(name: &str, transport: TrunkTransport) {
+    let uas = Uas::start(name, "uas_answer_callee_bye.xml", transport, 1, &[]).await;
+    let sip = sip_layer(trunk(&uas, transport), Duration::from_millis(500)).await;
     let (leg, mut rx) = dial(&sip).await;
     assert!(matches!(
         next(&mut rx).await,
@@ -269,6 +262,16 @@ async fn answered_call_then_the_callee_hangs_up() {
     }
     let run = uas.finish().await;
     assert_eq!(run.code, Some(0), "{}", run.explain);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answered_call_then_the_callee_hangs_up() {
+    answered_and_the_callee_hangs_up("callee_bye_udp", TrunkTransport::Udp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answered_call_over_tcp_then_the_callee_hangs_up() {
+    answered_and_the_callee_hangs_up("callee_bye_tcp", TrunkTransport::Tcp).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -158,11 +158,21 @@ enum TcpEvent {
 }
 
 /// Binds UDP and TCP on the same address (port 0: the UDP port is reused for TCP).
+/// With port 0 the kernel's UDP choice may be taken for TCP (by any TCP socket on the
+/// machine, outbound connections included), so a few ports are tried.
 pub async fn bind(listen: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
-    let udp = UdpSocket::bind(listen).await?;
-    let port = udp.local_addr()?.port();
-    let tcp = TcpListener::bind(SocketAddr::new(listen.ip(), port)).await?;
-    Ok((udp, tcp))
+    let attempts = if listen.port() == 0 { 32 } else { 1 };
+    let mut last = None;
+    for _ in 0..attempts {
+        let udp = UdpSocket::bind(listen).await?;
+        let port = udp.local_addr()?.port();
+        match TcpListener::bind(SocketAddr::new(listen.ip(), port)).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::from(io::ErrorKind::AddrInUse)))
 }
 
 /// Starts the driver and the TCP accept loop for an inbound-only endpoint (no ACL, no
