@@ -44,10 +44,20 @@ impl Uas {
         calls: u32,
         extra: &[&str],
     ) -> Uas {
+        Self::start_on(common::free_port(), name, scenario, transport, calls, extra).await
+    }
+
+    async fn start_on(
+        port: u16,
+        name: &str,
+        scenario: &str,
+        transport: TrunkTransport,
+        calls: u32,
+        extra: &[&str],
+    ) -> Uas {
         let dir = common::repo().join("tests/out/outbound").join(name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("out dir");
-        let port = common::free_port();
         let media = common::free_port_pair().to_string();
         let mut cmd = tokio::process::Command::new("sipp");
         cmd.arg("-sf")
@@ -261,6 +271,53 @@ async fn answered_and_the_callee_hangs_up(name: &str, transport: TrunkTransport)
         other => panic!("expected Terminated(RemoteBye), got {other:?}"),
     }
     let run = uas.finish().await;
+    assert_eq!(run.code, Some(0), "{}", run.explain);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_tcp_connection_is_reopened_for_the_next_call() {
+    let first = Uas::start("tcp_conn_1", "uas_answer.xml", TrunkTransport::Tcp, 1, &[]).await;
+    let port = first.port;
+    let sip = sip_layer(
+        trunk(&first, TrunkTransport::Tcp),
+        Duration::from_millis(500),
+    )
+    .await;
+    let (leg, mut rx) = dial(&sip).await;
+    assert!(matches!(next(&mut rx).await, LegEvent::Progress { .. }));
+    assert!(matches!(next(&mut rx).await, LegEvent::Answered { .. }));
+    sip.command(Command::Hangup { leg });
+    assert!(matches!(next(&mut rx).await, LegEvent::ByeCompleted { .. }));
+    let run = first.finish().await;
+    assert_eq!(run.code, Some(0), "{}", run.explain);
+    // SIPp is gone and its end of the connection with it.
+    for _ in 0..250 {
+        if sip.census().await.unwrap().tcp_connections == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        sip.census().await.unwrap().tcp_connections,
+        0,
+        "loss noticed"
+    );
+    // The trunk comes back on the same port: the next call opens a new connection.
+    let second = Uas::start_on(
+        port,
+        "tcp_conn_2",
+        "uas_answer.xml",
+        TrunkTransport::Tcp,
+        1,
+        &[],
+    )
+    .await;
+    let (leg, mut rx) = dial(&sip).await;
+    assert!(matches!(next(&mut rx).await, LegEvent::Progress { .. }));
+    assert!(matches!(next(&mut rx).await, LegEvent::Answered { .. }));
+    sip.command(Command::Hangup { leg });
+    assert!(matches!(next(&mut rx).await, LegEvent::ByeCompleted { .. }));
+    let run = second.finish().await;
     assert_eq!(run.code, Some(0), "{}", run.explain);
 }
 
