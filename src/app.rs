@@ -17,7 +17,7 @@ use crate::http;
 use crate::ivr::{self, CompileContext, DialplanError, Dialplans};
 use crate::media::{PromptCache, PromptError};
 use crate::sip::transport::{self, Census, SipHandle};
-use crate::sip::{EndpointConfig, Timers};
+use crate::sip::{AccessConfig, EndpointConfig, Timers};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +115,10 @@ impl App {
             user_agent: settings.sip.user_agent.clone(),
             max_legs: settings.sip.max_calls,
         };
+        let access = AccessConfig {
+            acl: settings.sip.acl(),
+            trunk: settings.trunk.trunk_config(),
+        };
 
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -149,13 +153,11 @@ impl App {
                 None => Err(503),
             }
         });
-        let (sip, driver) =
-            transport::spawn(endpoint_cfg, udp, tcp, lazy_router).map_err(|source| {
-                AppError::Bind {
-                    what: "SIP",
-                    addr: listen,
-                    source,
-                }
+        let (sip, driver) = transport::spawn_with(endpoint_cfg, access, udp, tcp, lazy_router)
+            .map_err(|source| AppError::Bind {
+                what: "SIP",
+                addr: listen,
+                source,
             })?;
         let ctx = Arc::new(CallContext {
             sip: sip.clone(),
@@ -224,6 +226,12 @@ impl App {
         reload_dialplans(&self.settings, &self.prompts, &self.dialplans)
     }
 
+    /// The SIP driver's handle: `dial` for outbound calls, `trunk_state` to watch the
+    /// trunk, `command` for legs.
+    pub fn sip(&self) -> &SipHandle {
+        &self.sip
+    }
+
     pub async fn census(&self) -> Option<Census> {
         self.sip.census().await
     }
@@ -253,6 +261,8 @@ impl App {
             }
         })
         .await;
+        // Remove our REGISTER binding so the trunk stops routing calls here.
+        self.sip.unregister(self.settings.sip.t1 * 8).await;
         self.sip.stop();
         let _ = self.driver.await;
         let _ = self.http_task.await;

@@ -9,6 +9,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::sip::acl::Acl;
+use crate::sip::auth::Credentials;
+use crate::sip::trunk::{TrunkConfig, TrunkTransport};
+
 /// The defaults shipped with the binary, so `tongdai serve` runs with no file at all.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -26,6 +30,7 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub sip: SipSettings,
+    pub trunk: TrunkSettings,
     pub rtp: RtpSettings,
     pub http: HttpSettings,
     pub database: DatabaseSettings,
@@ -52,6 +57,74 @@ pub struct SipSettings {
     pub answer_delay: Duration,
     pub max_calls: usize,
     pub user_agent: String,
+    /// Sources (IPs or CIDRs) allowed to start dialogs; the trunk is always added.
+    /// Everyone else gets 403 (see `sip::acl`). `["0.0.0.0/0", "::/0"]` allows all.
+    pub acl: Vec<String>,
+}
+
+impl SipSettings {
+    /// The parsed ACL. `Settings::validate` has checked every entry, so an error cannot
+    /// happen on loaded settings; if it did, the empty ACL (only the trunk) is the safe
+    /// side.
+    pub fn acl(&self) -> Acl {
+        Acl::parse(&self.acl).unwrap_or_default()
+    }
+}
+
+/// `[trunk]`: the operator's SIP trunk for outbound calls (and the source of inbound
+/// ones). An empty `host` means no trunk.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkSettings {
+    pub host: String,
+    pub port: u16,
+    pub transport: TrunkTransport,
+    pub caller_id: String,
+    /// Empty: no P-Asserted-Identity header.
+    pub p_asserted_identity: String,
+    /// Empty: no digest credentials (a challenge then fails the call / registration).
+    pub username: String,
+    pub password: String,
+    /// Empty: answer challenges of any realm.
+    pub realm: String,
+    pub register: bool,
+    #[serde(with = "humantime_serde")]
+    pub register_expires: Duration,
+    #[serde(with = "humantime_serde")]
+    pub register_retry_min: Duration,
+    #[serde(with = "humantime_serde")]
+    pub register_retry_max: Duration,
+    /// `0s` disables the OPTIONS keepalive.
+    #[serde(with = "humantime_serde")]
+    pub options_interval: Duration,
+}
+
+impl TrunkSettings {
+    /// The SIP layer's view; `None` when no trunk is configured.
+    pub fn trunk_config(&self) -> Option<TrunkConfig> {
+        let host = self.host.trim();
+        if host.is_empty() {
+            return None;
+        }
+        let non_empty = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
+        Some(TrunkConfig {
+            host: host.to_string(),
+            port: self.port,
+            transport: self.transport,
+            caller_id: self.caller_id.trim().to_string(),
+            p_asserted_identity: non_empty(&self.p_asserted_identity),
+            credentials: non_empty(&self.username).map(|username| Credentials {
+                username,
+                password: self.password.clone(),
+                realm: non_empty(&self.realm),
+            }),
+            register: self.register,
+            register_expires: self.register_expires,
+            retry_min: self.register_retry_min,
+            retry_max: self.register_retry_max,
+            options_interval: (!self.options_interval.is_zero()).then_some(self.options_interval),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -135,7 +208,9 @@ impl Settings {
         let mut environment = config::Environment::with_prefix("TONGDAI")
             .prefix_separator("__")
             .separator("__")
-            .try_parsing(true);
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("sip.acl");
         if env.is_some() {
             environment = environment.source(env);
         }
@@ -174,6 +249,10 @@ impl Settings {
         if self.sip.max_calls == 0 {
             return invalid("sip.max_calls", "must be at least 1");
         }
+        if let Err(e) = Acl::parse(&self.sip.acl) {
+            return invalid("sip.acl", &e.to_string());
+        }
+        self.validate_trunk()?;
         if self.rtp.port_min > self.rtp.port_max || self.rtp.port_min < 1024 {
             return invalid("rtp.port_min", "must be >= 1024 and not above rtp.port_max");
         }
@@ -197,6 +276,67 @@ impl Settings {
                 key: "program",
                 problem: e.to_string(),
             });
+        }
+        Ok(())
+    }
+
+    fn validate_trunk(&self) -> Result<(), ConfigError> {
+        let t = &self.trunk;
+        let invalid = |key, problem: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                problem: problem.to_string(),
+            })
+        };
+        let user_ok = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+*#-_.!~".contains(c))
+        };
+        if !user_ok(t.caller_id.trim()) {
+            return invalid("trunk.caller_id", "must be a number (digits, +, *, #)");
+        }
+        if !t.username.is_empty() && !user_ok(&t.username) {
+            return invalid("trunk.username", "must be a plain SIP user name");
+        }
+        if t.username.is_empty() && !t.password.is_empty() {
+            return invalid("trunk.username", "is required when trunk.password is set");
+        }
+        if [&t.password, &t.realm, &t.p_asserted_identity]
+            .iter()
+            .any(|v| v.contains(['\r', '\n', '"']))
+        {
+            return invalid(
+                "trunk",
+                "password, realm and p_asserted_identity must not contain quotes or line breaks",
+            );
+        }
+        let host = t.host.trim();
+        if host.is_empty() {
+            if t.register {
+                return invalid("trunk.register", "needs trunk.host");
+            }
+            return Ok(());
+        }
+        if host.contains(|c: char| c.is_whitespace() || ";@<>:/\"".contains(c))
+            && host.parse::<IpAddr>().is_err()
+        {
+            return invalid(
+                "trunk.host",
+                "must be a host name or an IP address (no port, no scheme)",
+            );
+        }
+        if t.port == 0 {
+            return invalid("trunk.port", "must not be 0");
+        }
+        if t.register_expires < Duration::from_secs(1) {
+            return invalid("trunk.register_expires", "must be at least 1s");
+        }
+        if t.register_retry_min.is_zero() || t.register_retry_max < t.register_retry_min {
+            return invalid(
+                "trunk.register_retry_min",
+                "must be > 0 and not above trunk.register_retry_max",
+            );
         }
         Ok(())
     }
@@ -300,6 +440,64 @@ mod tests {
         );
         let env = HashMap::from([("TONGDAI__SIP__NOPE".to_string(), "1".to_string())]);
         assert!(Settings::load_with_env(None, Some(env)).is_err());
+    }
+
+    #[test]
+    fn trunk_and_acl_defaults_and_validation() {
+        let s = Settings::from_toml_overrides("").unwrap();
+        assert!(s.trunk.trunk_config().is_none(), "no trunk by default");
+        let acl = s.sip.acl();
+        assert!(acl.allows("127.0.0.5".parse().unwrap()));
+        assert!(acl.allows("::1".parse().unwrap()));
+        assert!(!acl.allows("198.51.100.1".parse().unwrap()));
+
+        let s = Settings::from_toml_overrides(
+            "[trunk]\nhost = \"198.51.100.7\"\ntransport = \"tcp\"\nusername = \"9090\"\n\
+password = \"pw\"\nregister = true\nregister_expires = \"10m\"\noptions_interval = \"0s\"\n\
+p_asserted_identity = \"sip:9090@mobifone\"\n[sip]\nacl = [\"10.0.0.0/8\", \"192.0.2.1\"]\n",
+        )
+        .unwrap();
+        let t = s.trunk.trunk_config().unwrap();
+        assert_eq!(t.transport, TrunkTransport::Tcp);
+        assert_eq!(t.caller_id, "9090");
+        assert_eq!(t.register_expires, Duration::from_secs(600));
+        assert!(t.register && t.options_interval.is_none());
+        assert_eq!(t.credentials.as_ref().unwrap().password, "pw");
+        assert_eq!(t.credentials.as_ref().unwrap().realm, None);
+        assert_eq!(
+            t.number_uri("0903123678"),
+            "sip:0903123678@198.51.100.7:5060;transport=tcp"
+        );
+        assert!(s.sip.acl().allows("10.9.9.9".parse().unwrap()));
+
+        for (toml, key) in [
+            ("[sip]\nacl = [\"10.0.0.0/8\", \"10.0.0.300\"]\n", "sip.acl"),
+            ("[trunk]\nregister = true\n", "trunk.register"),
+            (
+                "[trunk]\nhost = \"t.example\"\ntransport = \"sctp\"\n",
+                "sctp",
+            ),
+            ("[trunk]\nhost = \"sip:t.example:5060\"\n", "trunk.host"),
+            (
+                "[trunk]\nhost = \"t\"\npassword = \"x\"\n",
+                "trunk.username",
+            ),
+            ("[trunk]\ncaller_id = \"90 90\"\n", "trunk.caller_id"),
+            (
+                "[trunk]\nhost = \"t\"\nregister_retry_min = \"10m\"\nregister_retry_max = \"1m\"\n",
+                "trunk.register_retry_min",
+            ),
+        ] {
+            let err = Settings::from_toml_overrides(toml).unwrap_err().to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
+        let env = HashMap::from([(
+            "TONGDAI__SIP__ACL".to_string(),
+            "127.0.0.1,203.0.113.0/24".to_string(),
+        )]);
+        let s = Settings::load_with_env(None, Some(env)).unwrap();
+        assert!(s.sip.acl().allows("203.0.113.9".parse().unwrap()));
+        assert!(!s.sip.acl().allows("127.0.0.2".parse().unwrap()));
     }
 
     #[test]

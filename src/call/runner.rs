@@ -322,7 +322,11 @@ impl InboundCall {
                     });
                 }
             }
-            LegEvent::Incoming(_) => {}
+            // Outbound-only events: an inbound leg never gets them.
+            LegEvent::Incoming(_)
+            | LegEvent::Progress { .. }
+            | LegEvent::Answered { .. }
+            | LegEvent::Failed { .. } => {}
         }
         None
     }

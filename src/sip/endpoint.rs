@@ -10,6 +10,14 @@
 //! What the call layer sees is a *leg*: one side of a call, identified by a [`LegId`],
 //! with plain events (incoming offer, confirmed, re-offer, INFO digits, terminated).
 //! Everything SIP-specific (branches, tags, CSeq, retransmissions) stays here.
+//!
+//! Outbound calls (`uac.rs`) are legs too: [`Endpoint::dial`] sends an INVITE (INVITE
+//! client transaction, RFC 3261 §17.1.1 with RFC 6026, digest auth, CANCEL) and the
+//! leg reports [`LegEvent::Progress`], then [`LegEvent::Answered`] or
+//! [`LegEvent::Failed`]; once answered it is an ordinary dialog and receives the same
+//! `Info`, `Reoffer`, `Terminated`, `ByeCompleted` events as an inbound leg. The trunk
+//! (`trunk.rs`: REGISTER, OPTIONS keepalive) is driven from here too, and the source
+//! ACL (`acl.rs`) is applied before any state is created for a request.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -19,8 +27,13 @@ use std::time::{Duration, Instant};
 use rsipstack::sip as rsip;
 use rsipstack::sip::{Header, Method};
 
+use super::acl::Acl;
 use super::edge::{self, Inbound};
 use super::message::{self, header, other, random_token, tag_of, uri_of, user_of};
+use super::trunk::{Trunk, TrunkConfig, TrunkOutcome, TrunkStatus, TrunkTxn};
+
+mod uac;
+pub use uac::{DialError, DialRequest, Dialed, FailCause};
 
 /// Identifies one leg (one SIP dialog, or a dialog-to-be) for the call layer.
 pub type LegId = u64;
@@ -33,7 +46,20 @@ pub enum Flow {
     Tcp { conn: u64, remote: SocketAddr },
 }
 
+/// `conn` of a [`Flow::Tcp`] that means "the driver's own client connection to
+/// `remote`, opened on first use and reopened after a loss" (outbound calls, the
+/// trunk). Accepted connections are numbered from 1.
+pub const OUTBOUND_CONN: u64 = 0;
+
 impl Flow {
+    /// A TCP flow to `remote` over our own (client) connection.
+    pub fn tcp_to(remote: SocketAddr) -> Flow {
+        Flow::Tcp {
+            conn: OUTBOUND_CONN,
+            remote,
+        }
+    }
+
     pub fn remote(&self) -> SocketAddr {
         match self {
             Flow::Udp(a) => *a,
@@ -79,6 +105,26 @@ pub struct EndpointConfig {
     pub user_agent: String,
     /// Legs above this get 503 (overload protection: refuse rather than degrade).
     pub max_legs: usize,
+}
+
+/// Who may reach us and where we call out: the source ACL and the trunk. Separate from
+/// [`EndpointConfig`] so that an endpoint built with [`Endpoint::new`] keeps the plain
+/// inbound behaviour (everyone allowed, no trunk).
+#[derive(Clone, Debug)]
+pub struct AccessConfig {
+    /// Sources allowed to start dialogs (out-of-dialog requests); see `sip::acl`.
+    pub acl: Acl,
+    /// Where outbound calls go, and our REGISTER/OPTIONS with it.
+    pub trunk: Option<TrunkConfig>,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig {
+            acl: Acl::allow_all(),
+            trunk: None,
+        }
+    }
 }
 
 /// A new inbound call, handed to the call layer to accept or reject.
@@ -136,6 +182,34 @@ pub enum LegEvent {
         leg: LegId,
         status: Option<u16>,
     },
+    /// Outbound leg: a provisional response (180 Ringing, 183 Session Progress …; never
+    /// 100). `sdp` is the early-media answer a 183 may carry. May come several times.
+    Progress {
+        leg: LegId,
+        status: u16,
+        sdp: Option<Vec<u8>>,
+    },
+    /// Outbound leg: the callee answered (2xx) and our ACK is sent; `sdp` is the answer
+    /// to our offer (empty if the callee sent none). From here on the leg is a dialog
+    /// like an inbound one: `Info`, `Reoffer`, `Terminated`, `Hangup` → `ByeCompleted`.
+    Answered {
+        leg: LegId,
+        sdp: Vec<u8>,
+    },
+    /// Outbound leg: the call did not connect. Always the last event of the leg.
+    /// `status` is the final SIP code: the far end's (486, 603, 404, 487 after our
+    /// CANCEL, 401/407 when our credentials were refused, 200 when an answer crossed our
+    /// CANCEL — we ACK and BYE it), or a local stand-in: 408 when no response came
+    /// (Timer B) and 503 when the trunk could not be reached over TCP; `cause` tells
+    /// these apart. `reason` is the `Reason` header (`Q.850;cause=17;text="busy"`),
+    /// `retry_after` the `Retry-After`.
+    Failed {
+        leg: LegId,
+        status: u16,
+        cause: FailCause,
+        reason: Option<String>,
+        retry_after: Option<Duration>,
+    },
     /// Final response to our REFER (202 = the peer will try; `None` = timed out).
     ReferAnswered {
         leg: LegId,
@@ -171,8 +245,16 @@ pub enum Command {
         status: u16,
     },
     /// Hang up: BYE on an answered leg (deferred until the ACK if it is still missing),
-    /// 480 on an unanswered one.
+    /// 480 on an unanswered inbound one, CANCEL on an unanswered outbound one.
     Hangup {
+        leg: LegId,
+    },
+    /// Outbound leg not answered yet: CANCEL it (RFC 3261 §9.1; sent once a provisional
+    /// response has arrived, so possibly later). The leg ends with `Failed` (487,
+    /// `FailCause::Cancelled`) — or, if a 2xx crossed the CANCEL, with the 2xx ACKed, a
+    /// BYE sent and `Failed { status: 200, cause: Cancelled }`. On an answered leg it is
+    /// a `Hangup`.
+    Cancel {
         leg: LegId,
     },
     /// Blind transfer (RFC 3515): REFER the caller to `target` (a SIP URI).
@@ -184,8 +266,13 @@ pub enum Command {
 
 #[derive(Debug)]
 pub enum Output {
-    Transmit { flow: Flow, bytes: Vec<u8> },
+    Transmit {
+        flow: Flow,
+        bytes: Vec<u8>,
+    },
     Event(LegEvent),
+    /// The trunk's status changed (publish it).
+    Trunk(TrunkStatus),
 }
 
 /// Transaction key: top-Via branch + sent-by + method (ACK and CANCEL map onto their
@@ -222,10 +309,20 @@ struct NonInviteServerTxn {
     expires: Instant,
 }
 
-/// Non-INVITE client transaction (our BYE or REFER).
+/// Who is waiting for a non-INVITE client transaction's outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NictOwner {
+    /// BYE or REFER in a leg's dialog.
+    Leg(LegId, ClientMethod),
+    /// CANCEL of an outbound leg's INVITE: its outcome matters to nobody (the INVITE's
+    /// 487 or the CANCEL give-up timer ends the leg).
+    Cancel,
+    Trunk(TrunkTxn),
+}
+
+/// Non-INVITE client transaction (our BYE, REFER, CANCEL, REGISTER, OPTIONS).
 struct NonInviteClientTxn {
-    leg: LegId,
-    method: ClientMethod,
+    owner: NictOwner,
     flow: Flow,
     bytes: Vec<u8>,
     timer_e: Option<(Instant, Duration)>,
@@ -271,6 +368,8 @@ struct Leg {
     remote_target: String,
     route_set: Vec<String>,
     flow: Flow,
+    /// Outbound legs only: the INVITE client side (auth, CANCEL, the 2xx's ACK).
+    uac: Option<Box<uac::UacLeg>>,
     local_cseq: u32,
     remote_cseq: u32,
     state: LegState,
@@ -287,13 +386,19 @@ enum TimerRef {
     Nist(TxKey),
     Nict(TxKey),
     Leg(LegId),
+    Ict(TxKey),
+    /// Outbound leg: Timer C (ring too long) or the CANCEL give-up.
+    Uac(LegId),
 }
 
 pub struct Endpoint {
     cfg: EndpointConfig,
+    acl: Acl,
     ist: HashMap<TxKey, InviteServerTxn>,
     nist: HashMap<TxKey, NonInviteServerTxn>,
     nict: HashMap<TxKey, NonInviteClientTxn>,
+    ict: HashMap<TxKey, uac::InviteClientTxn>,
+    trunk: Option<Trunk>,
     legs: HashMap<LegId, Leg>,
     /// (Call-ID, our tag) → leg: how in-dialog requests find their dialog.
     dialogs: HashMap<(String, String), LegId>,
@@ -304,12 +409,22 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// An inbound-only endpoint: everyone may call, no trunk.
     pub fn new(cfg: EndpointConfig) -> Self {
+        Self::with_access(cfg, AccessConfig::default())
+    }
+
+    /// An endpoint with a source ACL and (optionally) a trunk for outbound calls.
+    pub fn with_access(cfg: EndpointConfig, access: AccessConfig) -> Self {
+        let trunk = access.trunk.map(|t| Trunk::new(t, cfg.advertised));
         Endpoint {
             cfg,
+            acl: access.acl,
             ist: HashMap::new(),
             nist: HashMap::new(),
             nict: HashMap::new(),
+            ict: HashMap::new(),
+            trunk,
             legs: HashMap::new(),
             dialogs: HashMap::new(),
             timers: BinaryHeap::new(),
@@ -331,7 +446,7 @@ impl Endpoint {
 
     /// Transactions still alive (for tests and the "back to baseline" checks).
     pub fn transactions(&self) -> usize {
-        self.ist.len() + self.nist.len() + self.nict.len()
+        self.ist.len() + self.nist.len() + self.nict.len() + self.ict.len()
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -339,14 +454,23 @@ impl Endpoint {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((at, _))| *at)
+        let heap = self.timers.peek().map(|Reverse((at, _))| *at);
+        let trunk = self.trunk.as_ref().and_then(Trunk::poll_timeout);
+        [heap, trunk].into_iter().flatten().min()
     }
 
     /// Feeds one datagram or one framed stream message.
     pub fn handle_bytes(&mut self, now: Instant, flow: Flow, bytes: &[u8]) {
+        let allowed = self.acl.allows(flow.remote().ip());
         match edge::classify(bytes) {
+            Inbound::Request(req) if !allowed && !self.belongs_to_known_state(&req) => {
+                self.refuse_by_acl(flow, &req)
+            }
             Inbound::Request(req) => self.handle_request(now, flow, req),
             Inbound::Response(resp) => self.handle_response(now, resp),
+            Inbound::Reject { status, reason, .. } if !allowed => {
+                tracing::debug!(status, %reason, from = %flow.remote(), "malformed request from outside the ACL dropped");
+            }
             Inbound::KeepAlive => {
                 // RFC 5626 §4.4.1: a CRLFCRLF ping over a stream gets a CRLF pong.
                 if flow.reliable() && bytes.starts_with(b"\r\n\r\n") {
@@ -371,6 +495,12 @@ impl Endpoint {
 
     pub fn handle_command(&mut self, now: Instant, cmd: Command) {
         match cmd {
+            Command::Hangup { leg } | Command::Reject { leg, .. } | Command::Cancel { leg }
+                if self.is_outbound(leg) =>
+            {
+                self.uac_hangup(now, leg)
+            }
+            Command::Cancel { leg } => self.hangup(now, leg),
             Command::Ringing { leg } => self.send_provisional(leg, 180),
             Command::Answer { leg, sdp } => self.answer(now, leg, sdp),
             Command::Reject { leg, status } => self.reject(now, leg, status),
@@ -398,8 +528,14 @@ impl Endpoint {
                 }
                 TimerRef::Nict(key) => self.nict_timer(now, key),
                 TimerRef::Leg(leg) => self.leg_timer(now, leg),
+                TimerRef::Ict(key) => self.ict_timer(now, key),
+                TimerRef::Uac(leg) => self.uac_timer(now, leg),
             }
         }
+        if let Some(trunk) = self.trunk.as_mut() {
+            trunk.handle_timeout(now);
+        }
+        self.flush_trunk(now);
     }
 
     // ----- requests -------------------------------------------------------------
@@ -631,6 +767,7 @@ impl Endpoint {
             remote_target,
             route_set,
             flow,
+            uac: None,
             local_cseq: 1,
             remote_cseq,
             state: LegState::Early,
@@ -737,12 +874,15 @@ impl Endpoint {
         }
     }
 
-    // ----- responses (to our BYE) ----------------------------------------------
+    // ----- responses ---------------------------------------------------------------
 
     fn handle_response(&mut self, now: Instant, resp: rsip::Response) {
         let Some(key) = tx_key_response(&resp) else {
             return;
         };
+        if self.ict.contains_key(&key) {
+            return self.ict_response(now, key, resp);
+        }
         let status = resp.status_code.code();
         let Some(txn) = self.nict.get_mut(&key) else {
             return;
@@ -764,10 +904,62 @@ impl Endpoint {
         };
         txn.timer_e = None;
         txn.done_at = Some(now + linger);
-        let (leg, method) = (txn.leg, txn.method);
+        let owner = txn.owner;
         self.timers
             .push(Reverse((now + linger, TimerRef::Nict(key))));
-        self.client_done(leg, method, Some(status));
+        self.nict_done(now, owner, Some(&resp));
+    }
+
+    /// A non-INVITE client transaction ended: with a final response, or (`None`) Timer F
+    /// or a transport error.
+    fn nict_done(&mut self, now: Instant, owner: NictOwner, resp: Option<&rsip::Response>) {
+        let status = resp.map(|r| r.status_code.code());
+        match owner {
+            NictOwner::Leg(leg, method) => self.client_done(leg, method, status),
+            NictOwner::Cancel => {}
+            NictOwner::Trunk(kind) => {
+                let outcome = match resp {
+                    Some(r) => TrunkOutcome::Response(r),
+                    None => TrunkOutcome::Timeout,
+                };
+                if let Some(trunk) = self.trunk.as_mut() {
+                    trunk.on_outcome(now, kind, outcome);
+                }
+                self.flush_trunk(now);
+            }
+        }
+    }
+
+    // ----- the source ACL ----------------------------------------------------------
+
+    /// Whether a request from outside the ACL still concerns something we hold: a
+    /// retransmission of a transaction, a CANCEL/ACK of one, or a request in an existing
+    /// dialog (a callee's BYE may come straight from its own address).
+    fn belongs_to_known_state(&self, req: &rsip::Request) -> bool {
+        if let Some(key) = tx_key(req) {
+            let invite_key = key
+                .replacen("|CANCEL", "|INVITE", 1)
+                .replacen("|ACK", "|INVITE", 1);
+            if self.ist.contains_key(&key)
+                || self.nist.contains_key(&key)
+                || self.ist.contains_key(&invite_key)
+            {
+                return true;
+            }
+        }
+        self.find_dialog(req).is_some()
+    }
+
+    /// A bare 403 (no Server, Allow, Contact: nothing to fingerprint); ACKs are dropped.
+    fn refuse_by_acl(&mut self, flow: Flow, req: &rsip::Request) {
+        tracing::info!(from = %flow.remote(), method = %req.method, "request refused by the SIP ACL");
+        if req.method == Method::Ack {
+            return;
+        }
+        let mut resp =
+            message::response(req, 403, Some(&random_token(10)), false, vec![], None, "");
+        resp.headers.retain(|h| !matches!(h, Header::Server(_)));
+        self.transmit(flow, resp.to_bytes());
     }
 
     // ----- commands --------------------------------------------------------------
@@ -1003,8 +1195,7 @@ Max-Forwards: 70\r\n",
         self.nict.insert(
             key.clone(),
             NonInviteClientTxn {
-                leg: leg_id,
-                method,
+                owner: NictOwner::Leg(leg_id, method),
                 flow,
                 bytes: bytes.clone(),
                 timer_e,
@@ -1062,10 +1253,10 @@ Max-Forwards: 70\r\n",
             return;
         }
         if txn.timer_f <= now {
-            // Timer F: no final response to our BYE / REFER.
-            let (leg, method) = (txn.leg, txn.method);
+            // Timer F: no final response.
+            let owner = txn.owner;
             self.nict.remove(&key);
-            self.client_done(leg, method, None);
+            self.nict_done(now, owner, None);
             return;
         }
         if let Some((at, interval)) = txn.timer_e
@@ -1178,7 +1369,11 @@ Max-Forwards: 70\r\n",
 
     fn end_leg(&mut self, leg_id: LegId, reason: Option<EndReason>) {
         if let Some(leg) = self.legs.remove(&leg_id) {
-            self.dialogs.remove(&(leg.call_id, leg.local_tag));
+            let key = (leg.call_id, leg.local_tag);
+            // A stray fork's internal leg shares the real leg's (Call-ID, tag).
+            if self.dialogs.get(&key) == Some(&leg_id) {
+                self.dialogs.remove(&key);
+            }
         }
         if let Some(reason) = reason {
             self.outputs.push_back(Output::Event(LegEvent::Terminated {

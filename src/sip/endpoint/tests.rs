@@ -64,6 +64,7 @@ fn drain(ep: &mut Endpoint) -> (Vec<String>, Vec<LegEvent>) {
         match o {
             Output::Transmit { bytes, .. } => sent.push(String::from_utf8(bytes).unwrap()),
             Output::Event(e) => events.push(e),
+            Output::Trunk(_) => {}
         }
     }
     (sent, events)
