@@ -7,6 +7,7 @@
 //! here (20 ms packetisation, RFC 4733 loss recovery, RTP inactivity) testable with virtual
 //! time and no sockets.
 
+pub mod clock;
 pub mod codec;
 pub mod dtmf;
 pub mod prompt;
