@@ -14,9 +14,12 @@ pub mod prompt;
 pub mod rtp;
 pub mod sdp;
 pub mod session;
+pub mod worker;
 
+pub use clock::{MediaClock, MediaFinal, MediaNotice, SessionKey};
 pub use codec::Codec;
 pub use dtmf::{DigitEvent, DigitSource, Rfc4733Decoder, parse_info_digit};
 pub use prompt::{Prompt, PromptCache, PromptError};
 pub use sdp::{Direction, LocalMedia, Negotiated, SdpError};
 pub use session::{MediaEvent, MediaSession, MediaStats, SessionParams};
+pub use worker::{MediaHandle, MediaWorkers, WorkerStats};
