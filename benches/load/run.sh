@@ -20,7 +20,8 @@
 # default 30000), IDLE_MAX (machine busy % counted as idle, default 20), IDLE_WAIT (max
 # seconds to wait for it, default 60), SIP_PORT/HTTP_PORT/PROBE_PORT/SIPP_PORT,
 # CARGO_TARGET_DIR (default /work/target-bench), TONGDAI_BIN/PROBE_BIN (binaries to run
-# instead of the release build; with NO_BUILD=1 that is how tests/bench_smoke.rs runs it), RESULTS (default
+# instead of the release build; with NO_BUILD=1 that is how tests/bench_smoke.rs runs it), BUILD_TAG
+# (the row's `build` column: default the worktree's commit, "+dirty" with local changes), RESULTS (default
 # benches/results/results.csv), KEEP=1 keeps the work directory, NO_BUILD=1 skips cargo.
 #
 # Appends one row to $RESULTS and prints it; the work directory keeps the SIPp stat file,
@@ -45,6 +46,10 @@ IDLE_MAX=${IDLE_MAX:-20}
 IDLE_WAIT=${IDLE_WAIT:-60}
 HOLD_MS=${HOLD_MS:-30000}
 AFTER_WAIT=${AFTER_WAIT:-5}
+if [ -z "${BUILD_TAG:-}" ]; then
+    BUILD_TAG=$(git -C "$(dirname "$0")" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    git -C "$(dirname "$0")" diff --quiet HEAD 2>/dev/null || BUILD_TAG="$BUILD_TAG+dirty"
+fi
 HZ=$(getconf CLK_TCK)
 NCPU=$(nproc)
 
@@ -233,7 +238,7 @@ AFTER_RSS=$(pid_rss_kib "$SVC_PID")
 
 # --- the row ----------------------------------------------------------------------------------
 export WORK LEVEL RATE DUR START END SVC_J0 SVC_J1 MB0 MB1 MT0 MT1 HZ NCPU BASE_RSS SIPP_RC \
-    IDLE_BUSY KIND BASE_TASKS AFTER_TASKS AFTER_CALLS AFTER_RSS
+    IDLE_BUSY KIND BASE_TASKS AFTER_TASKS AFTER_CALLS AFTER_RSS BUILD_TAG
 ROW=$(python3 - <<'PY'
 import csv, glob, json, os, statistics
 e = os.environ
@@ -322,14 +327,14 @@ row = [datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
        f"{rss_per_call:.1f}", f"{q(0.5):.2f}", f"{q(0.99):.2f}", rtp, note,
        e.get("BASE_TASKS", "").strip(), max(tasks) if tasks else "",
        e.get("AFTER_TASKS", "").strip(), e.get("AFTER_CALLS", "").strip(),
-       e["BASE_RSS"], peak_rss, e.get("AFTER_RSS", "").strip()]
+       e["BASE_RSS"], peak_rss, e.get("AFTER_RSS", "").strip(), e["BUILD_TAG"]]
 import io
 buf = io.StringIO()
 csv.writer(buf).writerow(row)
 print(buf.getvalue().strip())
 PY
 )
-HEADER="date,level,attempted,succeeded,failed,retransmissions,cps,peak_concurrent,service_cpu_pct,service_cpu_peak_pct,sipp_cpu_pct,rss_per_call_kib,invite_200_p50_ms,invite_200_p99_ms,rtp_probe,other_load,tasks_base,tasks_peak,tasks_after,calls_active_after,rss_base_kib,rss_peak_kib,rss_after_kib"
+HEADER="date,level,attempted,succeeded,failed,retransmissions,cps,peak_concurrent,service_cpu_pct,service_cpu_peak_pct,sipp_cpu_pct,rss_per_call_kib,invite_200_p50_ms,invite_200_p99_ms,rtp_probe,other_load,tasks_base,tasks_peak,tasks_after,calls_active_after,rss_base_kib,rss_peak_kib,rss_after_kib,build"
 if [ ! -f "$RESULTS" ]; then
     mkdir -p "$(dirname "$RESULTS")"
     echo "$HEADER" > "$RESULTS"
