@@ -19,7 +19,8 @@
 # Environment: DURATION (short-N seconds), RAMP (long-N calls/s), HOLD_MS (long-N hold,
 # default 30000), IDLE_MAX (machine busy % counted as idle, default 20), IDLE_WAIT (max
 # seconds to wait for it, default 60), SIP_PORT/HTTP_PORT/PROBE_PORT/SIPP_PORT,
-# CARGO_TARGET_DIR (default /work/target-bench), TONGDAI_BIN/PROBE_BIN (binaries to run
+# CARGO_TARGET_DIR (default /work/target-bench), PID_FILE (write the service's pid there, for
+# benches/load/profile.sh), TONGDAI_BIN/PROBE_BIN (binaries to run
 # instead of the release build; with NO_BUILD=1 that is how tests/bench_smoke.rs runs it), BUILD_TAG
 # (the row's `build` column: default the worktree's commit, "+dirty" with local changes), RESULTS (default
 # benches/results/results.csv), KEEP=1 keeps the work directory, NO_BUILD=1 skips cargo.
@@ -141,6 +142,7 @@ cp "$ROOT"/dialplans/*.toml "$ROOT/benches/load/bench_long.toml" "$WORK/dialplan
         "$BIN" serve
 ) > "$WORK/service.log" 2>&1 &
 SVC_PID=$!
+[ -z "${PID_FILE:-}" ] || echo "$SVC_PID" > "$PID_FILE"
 for _ in $(seq 300); do
     curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" > /dev/null 2>&1 && break
     kill -0 "$SVC_PID" 2>/dev/null || { cat "$WORK/service.log" >&2; die "service died"; }
