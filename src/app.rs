@@ -125,11 +125,13 @@ impl App {
         // The shared media clock: one worker per runtime worker thread (see media::worker).
         let media_stop = CancellationToken::new();
         let media_workers = tokio::runtime::Handle::current().metrics().num_workers();
-        let (media, media_tasks) = MediaWorkers::spawn(media_workers, media_stop.clone())
-            .map_err(|source| AppError::Bind {
-                what: "media workers (epoll)",
-                addr: listen,
-                source,
+        let (media, media_tasks) =
+            MediaWorkers::spawn(media_workers, media_stop.clone()).map_err(|source| {
+                AppError::Bind {
+                    what: "media workers (epoll)",
+                    addr: listen,
+                    source,
+                }
             })?;
         let ports = Arc::new(RtpPorts::new(
             listen.ip(),

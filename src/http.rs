@@ -69,7 +69,9 @@ async fn reload(State(state): State<HttpState>) -> (StatusCode, Json<serde_json:
 /// Task and call counts, read-only: the load harness checks that both return to their
 /// baseline after a run (no task or call leaked).
 async fn runtime(State(state): State<HttpState>) -> Json<serde_json::Value> {
-    let tasks = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let tasks = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
     Json(serde_json::json!({
         "tasks_alive": tasks,
         "calls_active": state.calls.active_count(),

@@ -74,9 +74,17 @@ fn load_harness_smoke_level_has_no_failed_calls() {
             .parse()
             .unwrap_or_else(|e| panic!("{name} = {:?}: {e}\nrow: {row:?}", field(name)))
     };
-    let (base, peak, after) = (count("tasks_base"), count("tasks_peak"), count("tasks_after"));
+    let (base, peak, after) = (
+        count("tasks_base"),
+        count("tasks_peak"),
+        count("tasks_after"),
+    );
     assert!(peak > base, "the calls' tasks were seen: {row:?}");
-    assert_eq!(count("calls_active_after"), 0, "no call left active: {row:?}");
+    assert_eq!(
+        count("calls_active_after"),
+        0,
+        "no call left active: {row:?}"
+    );
     // Each call's task (and its actions' tasks) ends with the call; the media workers,
     // the SIP driver and the HTTP server are part of the base. The slack covers tasks a
     // library may start lazily on first use during the run (a database pool's connection

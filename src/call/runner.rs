@@ -132,9 +132,15 @@ pub async fn run_inbound(
         );
         record.dialplan = Some(plan.name().to_string());
         ctx.log.upsert_active(&record);
-        if let Err(reason) =
-            ring_and_answer(&ctx, call.leg, &negotiated, port.port(), &mut events, &mut record)
-                .await
+        if let Err(reason) = ring_and_answer(
+            &ctx,
+            call.leg,
+            &negotiated,
+            port.port(),
+            &mut events,
+            &mut record,
+        )
+        .await
         {
             file_record(&ctx, record, reason).await;
             return;

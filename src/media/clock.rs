@@ -380,8 +380,7 @@ impl<T> MediaClock<T> {
         };
         if e.scheduled.is_none_or(|s| at < s) {
             e.scheduled = Some(at);
-            self.timers
-                .push(Reverse((at, key.index, key.generation)));
+            self.timers.push(Reverse((at, key.index, key.generation)));
         }
     }
 
@@ -561,7 +560,9 @@ mod tests {
         for (key, packets) in per_key {
             let start = starts[&key];
             assert_eq!(
-                clock.data(key).map(|p| SocketAddr::from(([192, 0, 2, 1], *p))),
+                clock
+                    .data(key)
+                    .map(|p| SocketAddr::from(([192, 0, 2, 1], *p))),
                 Some(packets[0].dest)
             );
             // Every frame due (by the worker's millisecond wake-ups) by `end`, no more.
@@ -574,7 +575,10 @@ mod tests {
             for (k, p) in packets.iter().enumerate() {
                 let due = start + Duration::from_millis(FRAME_MS * k as u64);
                 let lag = p.at.duration_since(due);
-                assert!(lag < Duration::from_millis(1), "frame {k} sent {lag:?} late");
+                assert!(
+                    lag < Duration::from_millis(1),
+                    "frame {k} sent {lag:?} late"
+                );
                 assert_eq!(p.seq, k as u16, "one packet per frame, no gap");
                 assert_eq!(p.ts, 160 * k as u32);
                 assert_eq!(p.marker, k == 0, "a talkspurt starts with the prompt only");
@@ -628,7 +632,11 @@ mod tests {
             let seqs: Vec<u16> = mine.iter().map(|s| s.seq).collect();
             assert_eq!(seqs, vec![1, 2, 3, 4], "sequence numbers stay contiguous");
             let ts: Vec<u32> = mine.iter().map(|s| s.ts).collect();
-            assert_eq!(ts, vec![320, 480, 640, 800], "frame 1 skipped: time stays true");
+            assert_eq!(
+                ts,
+                vec![320, 480, 640, 800],
+                "frame 1 skipped: time stays true"
+            );
             assert!(mine[0].marker, "resync marker after the skipped frame");
             let stats = clock.session(*k).map(|s| s.stats().late_frames_skipped);
             assert_eq!(stats, Some(1));
@@ -734,7 +742,12 @@ mod tests {
             )]
         );
         // A zero-length prompt finishes at once, under the new epoch.
-        clock.play(k, ms(t0, 170), 4, [Arc::new(Prompt::from_pcm("empty", &[]))]);
+        clock.play(
+            k,
+            ms(t0, 170),
+            4,
+            [Arc::new(Prompt::from_pcm("empty", &[]))],
+        );
         assert_eq!(
             notices(&mut clock),
             vec![(
@@ -809,7 +822,10 @@ mod tests {
         assert_eq!(sent.last().map(|s| s.dest), Some(from));
         // Silence from then on: inactive 1 s after the last packet, reported once.
         run_until(&mut clock, t0, ms(t0, 1020));
-        assert!(notices(&mut clock).is_empty(), "1 s after the last packet, not before");
+        assert!(
+            notices(&mut clock).is_empty(),
+            "1 s after the last packet, not before"
+        );
         run_until(&mut clock, t0, ms(t0, 1040));
         assert_eq!(notices(&mut clock), vec![(k, MediaNotice::Inactive)]);
         run_until(&mut clock, t0, ms(t0, 3000));
@@ -834,7 +850,11 @@ mod tests {
             run_until(&mut clock, t0, t + Duration::from_millis(50));
             clock.update(k, t + Duration::from_millis(51), params(1));
         }
-        assert!(clock.timers.len() >= 5, "stale entries are still queued: {:?}", clock.timers);
+        assert!(
+            clock.timers.len() >= 5,
+            "stale entries are still queued: {:?}",
+            clock.timers
+        );
         let mut out = Vec::new();
         let mut wakes = 0;
         while let Some(at) = clock.poll_timeout() {
@@ -853,6 +873,10 @@ mod tests {
             assert_eq!(w[1].seq, w[0].seq.wrapping_add(1));
             assert_eq!(w[1].at - w[0].at, Duration::from_millis(20));
         }
-        assert!(clock.timers.len() <= 2, "stale entries pruned: {}", clock.timers.len());
+        assert!(
+            clock.timers.len() <= 2,
+            "stale entries pruned: {}",
+            clock.timers.len()
+        );
     }
 }

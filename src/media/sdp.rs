@@ -1007,7 +1007,10 @@ mod tests {
         ))
         .unwrap();
         assert_eq!((n.codec, n.codec_pt), (Codec::Pcmu, 112));
-        assert_eq!(n.telephone_event_pt, None, "no telephone-event: INFO digits only");
+        assert_eq!(
+            n.telephone_event_pt, None,
+            "no telephone-event: INFO digits only"
+        );
     }
 
     #[test]
@@ -1061,7 +1064,10 @@ mod tests {
             "SRTP only"
         );
         assert_eq!(
-            accept_answer(&answer("m=video 30000 RTP/AVP 96", &["a=rtpmap:96 H264/90000"])),
+            accept_answer(&answer(
+                "m=video 30000 RTP/AVP 96",
+                &["a=rtpmap:96 H264/90000"]
+            )),
             Err(SdpError::NoAudio)
         );
         assert!(matches!(accept_answer(b""), Err(SdpError::Malformed(_))));

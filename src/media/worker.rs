@@ -556,7 +556,9 @@ mod tests {
     async fn a_call_through_a_media_worker() {
         let stop = CancellationToken::new();
         let (workers, joins) = MediaWorkers::spawn(2, stop.clone()).expect("spawn");
-        let peer = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("peer");
+        let peer = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("peer");
         let ours = socket();
         let our_addr = ours.local_addr().expect("addr");
         let (mut handle, mut notices) = workers.add(params(peer.local_addr().unwrap()), ours);
@@ -594,7 +596,10 @@ mod tests {
             .await
             .expect("notice")
             .expect("open");
-        assert!(matches!(n, MediaNotice::Digit(d) if d.digit == '9'), "{n:?}");
+        assert!(
+            matches!(n, MediaNotice::Digit(d) if d.digit == '9'),
+            "{n:?}"
+        );
 
         // A long prompt cut by the hangup: close reports how far it got.
         let long = Arc::new(Prompt::from_pcm("long", &[-12_000i16; 80_000]));
@@ -609,7 +614,7 @@ mod tests {
         let fin = handle.close().await.expect("worker alive");
         let (id, frames) = fin.cut_short.expect("cut short");
         assert_eq!(id, "long");
-        assert!(frames >= 1 && frames < 500, "{frames}");
+        assert!((1..500).contains(&frames), "{frames}");
         assert_eq!(fin.stats.packets_received, 1);
         assert_eq!(fin.stats.digits, 1);
         assert_eq!(workers.sessions(), 0);
@@ -640,7 +645,9 @@ mod tests {
         let (workers, joins) = MediaWorkers::spawn(2, stop.clone()).expect("spawn");
         let sink = std::net::UdpSocket::bind("127.0.0.1:0").expect("sink");
         let remote = sink.local_addr().unwrap();
-        let mut calls: Vec<_> = (0..6).map(|_| workers.add(params(remote), socket())).collect();
+        let mut calls: Vec<_> = (0..6)
+            .map(|_| workers.add(params(remote), socket()))
+            .collect();
         let per_worker: Vec<usize> = workers
             .stats()
             .iter()
@@ -655,6 +662,9 @@ mod tests {
         drop(notices);
         assert!(handle.close().await.is_none(), "worker gone");
         let (_, mut notices) = calls.pop().expect("a call");
-        assert!(notices.recv().await.is_none(), "channel closed with the worker");
+        assert!(
+            notices.recv().await.is_none(),
+            "channel closed with the worker"
+        );
     }
 }
