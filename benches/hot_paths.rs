@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use tongdai::ivr::{CompileContext, Engine, Input, compile_str};
 use tongdai::media::rtp::RtpSender;
-use tongdai::media::sdp::{negotiate, render_answer};
-use tongdai::media::{LocalMedia, MediaSession, Prompt, Rfc4733Decoder, SessionParams};
+use tongdai::media::sdp::{accept_answer, negotiate, render_answer, render_offer};
+use tongdai::media::{LocalMedia, MediaClock, MediaSession, Prompt, Rfc4733Decoder, SessionParams};
 use tongdai::sip::edge::{Inbound, classify};
 use tongdai::sip::{Endpoint, EndpointConfig, Flow, Timers};
 
@@ -97,6 +97,14 @@ fn sdp(c: &mut Criterion) {
             render_answer(&neg, &local)
         })
     });
+    // Outbound: our offer, then the callee's answer (SDP above) accepted.
+    c.bench_function("sdp/render_offer_and_accept_answer", |b| {
+        b.iter(|| {
+            let offer = render_offer(&local);
+            black_box(&offer);
+            accept_answer(black_box(SDP.as_bytes())).unwrap()
+        })
+    });
 }
 
 fn rtp(c: &mut Criterion) {
@@ -136,6 +144,56 @@ fn rtp(c: &mut Criterion) {
             out.len()
         })
     });
+}
+
+/// The media worker's per-tick pass: N sessions (prompts playing, grids spread over the
+/// 20 ms period) each with one frame due, through `MediaClock::handle_timeout` in
+/// batches, packets built into the clock's reused buffers. Sans-IO: the `sendto`s the
+/// worker then makes are not included.
+fn media_clock(c: &mut Criterion) {
+    let neg = negotiate(SDP.as_bytes()).unwrap();
+    let params = SessionParams::from_negotiated(&neg, Duration::ZERO);
+    let pcm: Vec<i16> = (0..8000 * 600).map(|i| ((i % 64) * 200) as i16).collect();
+    let prompt = Arc::new(Prompt::from_pcm("long", &pcm));
+    for n in [1000u32, 4500] {
+        let build = |t0: Instant| {
+            let mut clock: MediaClock<u32> = MediaClock::new();
+            for i in 0..n {
+                let start = t0 + Duration::from_micros(u64::from(i) * 20_000 / u64::from(n));
+                let key = clock.insert(MediaSession::new(start, params.clone()), i);
+                clock.play(key, start, 1, [prompt.clone()]);
+            }
+            clock
+        };
+        c.bench_function(&format!("media/clock_frame_pass_{n}_sessions"), |b| {
+            let t0 = Instant::now();
+            let mut clock = build(t0);
+            let mut k: u32 = 0;
+            b.iter(|| {
+                k += 1;
+                if k == 29_000 {
+                    clock = build(t0);
+                    k = 1;
+                }
+                // One 20 ms period later: every session has exactly one frame due.
+                let now = t0 + Duration::from_millis(20) * k;
+                let mut packets = 0;
+                loop {
+                    let more = clock.handle_timeout(now);
+                    for (_, _, packet) in clock.transmits() {
+                        black_box(packet);
+                        packets += 1;
+                    }
+                    clock.clear_batch();
+                    if !more {
+                        break;
+                    }
+                }
+                debug_assert_eq!(packets, n as usize);
+                packets
+            })
+        });
+    }
 }
 
 fn dtmf(c: &mut Criterion) {
@@ -245,6 +303,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = sip, sdp, rtp, dtmf, ivr
+    targets = sip, sdp, rtp, media_clock, dtmf, ivr
 }
 criterion_main!(benches);

@@ -15,7 +15,7 @@ use crate::call::{CallContext, CallLog, router};
 use crate::config::Settings;
 use crate::http;
 use crate::ivr::{self, CompileContext, DialplanError, Dialplans};
-use crate::media::{PromptCache, PromptError};
+use crate::media::{MediaWorkers, PromptCache, PromptError};
 use crate::sip::transport::{self, Census, SipHandle};
 use crate::sip::{AccessConfig, EndpointConfig, Timers};
 use crate::store::{Store, StoreError};
@@ -80,6 +80,9 @@ pub struct App {
     tracker: TaskTracker,
     driver: tokio::task::JoinHandle<()>,
     http_task: tokio::task::JoinHandle<()>,
+    /// Stops the media workers, after the calls (they play prompts during the grace).
+    media_stop: CancellationToken,
+    media_tasks: Vec<tokio::task::JoinHandle<()>>,
     settings: Settings,
 }
 
@@ -123,6 +126,17 @@ impl App {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let calls = CallLog::default();
+        // The shared media clock: one worker per runtime worker thread (see media::worker).
+        let media_stop = CancellationToken::new();
+        let media_workers = tokio::runtime::Handle::current().metrics().num_workers();
+        let (media, media_tasks) =
+            MediaWorkers::spawn(media_workers, media_stop.clone()).map_err(|source| {
+                AppError::Bind {
+                    what: "media workers (epoll)",
+                    addr: listen,
+                    source,
+                }
+            })?;
         let ports = Arc::new(RtpPorts::new(
             listen.ip(),
             settings.rtp.port_min,
@@ -171,6 +185,7 @@ impl App {
                 program: Arc::new(settings.program.clone()),
             },
             store: store.clone(),
+            media,
             shutdown: shutdown.clone(),
             shutdown_grace: settings.shutdown.grace,
         });
@@ -217,6 +232,8 @@ impl App {
             tracker,
             driver,
             http_task,
+            media_stop,
+            media_tasks,
             settings,
         })
     }
@@ -263,6 +280,10 @@ impl App {
         .await;
         // Remove our REGISTER binding so the trunk stops routing calls here.
         self.sip.unregister(self.settings.sip.t1 * 8).await;
+        self.media_stop.cancel();
+        for task in self.media_tasks {
+            let _ = task.await;
+        }
         self.sip.stop();
         let _ = self.driver.await;
         let _ = self.http_task.await;

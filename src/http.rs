@@ -34,6 +34,7 @@ pub async fn serve(
         .route("/readyz", get(ready))
         .route("/calls", get(calls))
         .route("/reload", post(reload))
+        .route("/debug/runtime", get(runtime))
         .with_state(state);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -63,6 +64,18 @@ async fn reload(State(state): State<HttpState>) -> (StatusCode, Json<serde_json:
             Json(serde_json::json!({ "error": e.to_string() })),
         ),
     }
+}
+
+/// Task and call counts, read-only: the load harness checks that both return to their
+/// baseline after a run (no task or call leaked).
+async fn runtime(State(state): State<HttpState>) -> Json<serde_json::Value> {
+    let tasks = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    Json(serde_json::json!({
+        "tasks_alive": tasks,
+        "calls_active": state.calls.active_count(),
+    }))
 }
 
 #[derive(Serialize)]

@@ -19,12 +19,18 @@
 # Environment: DURATION (short-N seconds), RAMP (long-N calls/s), HOLD_MS (long-N hold,
 # default 30000), IDLE_MAX (machine busy % counted as idle, default 20), IDLE_WAIT (max
 # seconds to wait for it, default 60), SIP_PORT/HTTP_PORT/PROBE_PORT/SIPP_PORT,
-# CARGO_TARGET_DIR (default /work/target-bench), TONGDAI_BIN/PROBE_BIN (binaries to run
-# instead of the release build; with NO_BUILD=1 that is how tests/bench_smoke.rs runs it), RESULTS (default
+# CARGO_TARGET_DIR (default /work/target-bench), PID_FILE (write the service's pid there, for
+# benches/load/profile.sh), TONGDAI_BIN/PROBE_BIN (binaries to run
+# instead of the release build; with NO_BUILD=1 that is how tests/bench_smoke.rs runs it), BUILD_TAG
+# (the row's `build` column: default the worktree's commit, "+dirty" with local changes), RESULTS (default
 # benches/results/results.csv), KEEP=1 keeps the work directory, NO_BUILD=1 skips cargo.
 #
 # Appends one row to $RESULTS and prints it; the work directory keeps the SIPp stat file,
 # per-call response times, the service log, the per-second samples and `ps` snapshots.
+# Besides the load figures, the row has the service's tokio task count (GET
+# /debug/runtime) and RSS at three points: after start-up (base), the per-second
+# maximum during the run (peak), and AFTER_WAIT (default 5) seconds after SIPp finished
+# (after) — a leaked task or call shows as after > base.
 # Exit status: 0 when the run completed and no call failed, 1 when calls failed, 2 on a
 # harness error.
 set -euo pipefail
@@ -40,6 +46,11 @@ PROBE_PORT=${PROBE_PORT:-40000}
 IDLE_MAX=${IDLE_MAX:-20}
 IDLE_WAIT=${IDLE_WAIT:-60}
 HOLD_MS=${HOLD_MS:-30000}
+AFTER_WAIT=${AFTER_WAIT:-5}
+if [ -z "${BUILD_TAG:-}" ]; then
+    BUILD_TAG=$(git -C "$(dirname "$0")" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    git -C "$(dirname "$0")" diff --quiet HEAD 2>/dev/null || BUILD_TAG="$BUILD_TAG+dirty"
+fi
 HZ=$(getconf CLK_TCK)
 NCPU=$(nproc)
 
@@ -86,6 +97,15 @@ machine_jiffies() { awk '/^cpu /{b=$2+$3+$4+$7+$8+$9; t=b+$5+$6; print b, t}' /p
 # utime+stime of a pid (0 when gone)
 pid_jiffies() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 pid_rss_kib() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# tokio tasks alive and active calls, "tasks calls" (empty when the route is missing)
+runtime_counts() {
+    local j t c
+    j=$(curl -sf --max-time 2 "http://127.0.0.1:$HTTP_PORT/debug/runtime" 2>/dev/null) \
+        || { echo " "; return; }
+    t=${j#*\"tasks_alive\":}; t=${t%%[,\}]*}
+    c=${j#*\"calls_active\":}; c=${c%%[,\}]*}
+    echo "$t $c"
+}
 snapshot() { # what else is running
     echo "== $1 $(date -u +%FT%TZ) loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
     # second frame of top: CPU over the last second, not the process lifetime
@@ -122,6 +142,7 @@ cp "$ROOT"/dialplans/*.toml "$ROOT/benches/load/bench_long.toml" "$WORK/dialplan
         "$BIN" serve
 ) > "$WORK/service.log" 2>&1 &
 SVC_PID=$!
+[ -z "${PID_FILE:-}" ] || echo "$SVC_PID" > "$PID_FILE"
 for _ in $(seq 300); do
     curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" > /dev/null 2>&1 && break
     kill -0 "$SVC_PID" 2>/dev/null || { cat "$WORK/service.log" >&2; die "service died"; }
@@ -130,6 +151,7 @@ done
 curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" > /dev/null || die "service not ready"
 sleep 1
 BASE_RSS=$(pid_rss_kib "$SVC_PID")
+read -r BASE_TASKS _ < <(runtime_counts) || true
 
 # --- the scenario ----------------------------------------------------------------------------
 if [ "$KIND" = short ]; then
@@ -163,12 +185,14 @@ fi
 
 # per-second sampler: service CPU/RSS, SIPp CPU, machine busy, active RTP sockets
 sampler() {
-    echo "t,svc_jiffies,svc_rss_kib,sipp_jiffies,machine_busy,machine_total,svc_udp_sockets"
+    echo "t,svc_jiffies,svc_rss_kib,sipp_jiffies,machine_busy,machine_total,svc_udp_sockets,svc_tasks,wall"
     local t=0
     while :; do
         local sp=$1
         read -r b tt < <(machine_jiffies)
-        echo "$t,$(pid_jiffies "$SVC_PID"),$(pid_rss_kib "$SVC_PID"),$(pid_jiffies "$sp"),$b,$tt,$(find /proc/"$SVC_PID"/fd -lname 'socket:*' 2>/dev/null | wc -l)"
+        local tasks
+        read -r tasks _ < <(runtime_counts) || true
+        echo "$t,$(pid_jiffies "$SVC_PID"),$(pid_rss_kib "$SVC_PID"),$(pid_jiffies "$sp"),$b,$tt,$(find /proc/"$SVC_PID"/fd -lname 'socket:*' 2>/dev/null | wc -l),$tasks,$(date +%s.%N)"
         t=$((t + 1))
         sleep 1
     done
@@ -208,11 +232,15 @@ if [ -n "$PROBE_PID" ]; then
     PROBE_PID=
 fi
 snapshot "after" >> "$WORK/ps.txt"
+# back to baseline? tasks, calls and RSS a few seconds after the last call
+sleep "$AFTER_WAIT"
+read -r AFTER_TASKS AFTER_CALLS < <(runtime_counts) || true
+AFTER_RSS=$(pid_rss_kib "$SVC_PID")
 [ -f "$WORK/stat.csv" ] || { cat "$WORK/sipp.out" >&2; die "SIPp wrote no stat file (rc $SIPP_RC)"; }
 
 # --- the row ----------------------------------------------------------------------------------
 export WORK LEVEL RATE DUR START END SVC_J0 SVC_J1 MB0 MB1 MT0 MT1 HZ NCPU BASE_RSS SIPP_RC \
-    IDLE_BUSY KIND
+    IDLE_BUSY KIND BASE_TASKS AFTER_TASKS AFTER_CALLS AFTER_RSS BUILD_TAG
 ROW=$(python3 - <<'PY'
 import csv, glob, json, os, statistics
 e = os.environ
@@ -235,9 +263,11 @@ svc_cpu = (int(e["SVC_J1"]) - int(e["SVC_J0"])) / hz / wall * 100
 # samples: per-second service CPU (peak), SIPp CPU (mean over its life), others
 s = list(csv.DictReader(open(f"{w}/samples.csv")))
 def per_sec(key):
+    # % of one core between consecutive samples (about a second apart; the real gap)
     out = []
     for a, b in zip(s, s[1:]):
-        out.append((int(b[key]) - int(a[key])) / hz * 100)
+        dt = max(float(b["wall"]) - float(a["wall"]), 0.1)
+        out.append((int(b[key]) - int(a[key])) / hz * 100 / dt)
     return out
 svc_ps = per_sec("svc_jiffies")
 sipp_ps = [x for x in per_sec("sipp_jiffies") if x >= 0]
@@ -292,19 +322,37 @@ load = open("/proc/loadavg").read().split()[:3]
 note = (f"idle-before {e['IDLE_BUSY']}%; others {others:.0f}% of 1 core during run; "
         f"loadavg {'/'.join(load)}; top others: {', '.join(other[:4]) or 'none >=1%'}")
 import datetime
+tasks = [int(r["svc_tasks"]) for r in s if r.get("svc_tasks", "").strip().isdigit()]
 row = [datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"), e["LEVEL"],
        attempted, ok, failed, retrans, f"{cps:.1f}", peak_calls,
        f"{svc_cpu:.1f}", f"{max(svc_ps) if svc_ps else 0:.1f}", f"{sipp_cpu:.1f}",
-       f"{rss_per_call:.1f}", f"{q(0.5):.2f}", f"{q(0.99):.2f}", rtp, note]
+       f"{rss_per_call:.1f}", f"{q(0.5):.2f}", f"{q(0.99):.2f}", rtp, note,
+       e.get("BASE_TASKS", "").strip(), max(tasks) if tasks else "",
+       e.get("AFTER_TASKS", "").strip(), e.get("AFTER_CALLS", "").strip(),
+       e["BASE_RSS"], peak_rss, e.get("AFTER_RSS", "").strip(), e["BUILD_TAG"]]
 import io
 buf = io.StringIO()
 csv.writer(buf).writerow(row)
 print(buf.getvalue().strip())
 PY
 )
+HEADER="date,level,attempted,succeeded,failed,retransmissions,cps,peak_concurrent,service_cpu_pct,service_cpu_peak_pct,sipp_cpu_pct,rss_per_call_kib,invite_200_p50_ms,invite_200_p99_ms,rtp_probe,other_load,tasks_base,tasks_peak,tasks_after,calls_active_after,rss_base_kib,rss_peak_kib,rss_after_kib,build"
 if [ ! -f "$RESULTS" ]; then
     mkdir -p "$(dirname "$RESULTS")"
-    echo "date,level,attempted,succeeded,failed,retransmissions,cps,peak_concurrent,service_cpu_pct,service_cpu_peak_pct,sipp_cpu_pct,rss_per_call_kib,invite_200_p50_ms,invite_200_p99_ms,rtp_probe,other_load" > "$RESULTS"
+    echo "$HEADER" > "$RESULTS"
+elif [ "$(head -1 "$RESULTS")" != "$HEADER" ]; then
+    # rows from before the task/RSS columns: pad them
+    HEADER=$HEADER python3 - "$RESULTS" <<'PY'
+import csv, os, sys
+path = sys.argv[1]
+header = os.environ["HEADER"].split(",")
+rows = list(csv.reader(open(path)))[1:]
+with open(path, "w", newline="") as f:
+    w = csv.writer(f, lineterminator="\n")
+    w.writerow(header)
+    for r in rows:
+        w.writerow(r + [""] * (len(header) - len(r)))
+PY
 fi
 echo "$ROW" >> "$RESULTS"
 echo "$ROW"

@@ -3,12 +3,14 @@
 //! Even ports only (RFC 3550 §11: RTP on even, RTCP on the next odd). The kernel is the
 //! source of truth for what is free: we bind, and on EADDRINUSE try the next port, so two
 //! processes sharing one range cannot hand out the same port.
+//!
+//! One port per call: the port in our SDP identifies the call, which is what lets
+//! symmetric RTP follow a caller behind NAT (see `media::worker`). The socket is a plain
+//! non-blocking std socket: the call hands it to a media worker at answer time, which
+//! registers it in its own epoll (no tokio registration per call).
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU32, Ordering};
-
-use tokio::net::UdpSocket;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PortError {
@@ -16,9 +18,10 @@ pub enum PortError {
     Exhausted { min: u16, max: u16 },
 }
 
-/// A bound RTP socket; the port is free again when this is dropped.
+/// A bound, non-blocking RTP socket; the port is free again when the socket is closed.
+#[derive(Debug)]
 pub struct RtpPort {
-    socket: Arc<UdpSocket>,
+    socket: UdpSocket,
     port: u16,
 }
 
@@ -26,8 +29,10 @@ impl RtpPort {
     pub fn port(&self) -> u16 {
         self.port
     }
-    pub fn socket(&self) -> Arc<UdpSocket> {
-        self.socket.clone()
+
+    /// The socket, for the media worker that will own it.
+    pub fn into_socket(self) -> UdpSocket {
+        self.socket
     }
 }
 
@@ -65,17 +70,11 @@ impl RtpPorts {
             if port > self.max {
                 continue;
             }
-            let Ok(std_socket) = std::net::UdpSocket::bind(SocketAddr::new(self.ip, port)) else {
+            let Ok(socket) = UdpSocket::bind(SocketAddr::new(self.ip, port)) else {
                 continue;
             };
-            if std_socket.set_nonblocking(true).is_err() {
-                continue;
-            }
-            if let Ok(socket) = UdpSocket::from_std(std_socket) {
-                return Ok(RtpPort {
-                    socket: Arc::new(socket),
-                    port,
-                });
+            if socket.set_nonblocking(true).is_ok() {
+                return Ok(RtpPort { socket, port });
             }
         }
         Err(PortError::Exhausted {
@@ -89,8 +88,8 @@ impl RtpPorts {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn allocates_even_ports_and_reports_exhaustion() {
+    #[test]
+    fn allocates_even_ports_and_reports_exhaustion() {
         let ports = RtpPorts::new("127.0.0.1".parse().unwrap(), 41001, 41006);
         let a = ports.allocate().unwrap();
         let b = ports.allocate().unwrap();

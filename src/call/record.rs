@@ -20,6 +20,33 @@ pub struct PromptPlay {
     pub completed: bool,
 }
 
+/// How a DTMF digit reached us.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DigitMethod {
+    /// RTP telephone-event (RFC 4733 / RFC 2833).
+    Rfc4733,
+    /// SIP INFO (`application/dtmf-relay` or `application/dtmf`).
+    Info,
+}
+
+impl DigitMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DigitMethod::Rfc4733 => "rfc4733",
+            DigitMethod::Info => "info",
+        }
+    }
+}
+
+/// Digits per signalling method: which one the trunk and the phones really use (metrics,
+/// and the first thing to look at when "the menu does not react to keys").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DigitMethods {
+    pub rfc4733: u32,
+    pub info: u32,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct CallRecord {
     pub call_id: String,
@@ -41,6 +68,11 @@ pub struct CallRecord {
     /// The dialplan that ran and the nodes it visited.
     pub dialplan: Option<String>,
     pub ivr_path: Vec<String>,
+    /// The dialplan node the call is at now (the last one, once finished), kept current
+    /// in the [`CallLog`] so supervisors see where each active caller is.
+    pub ivr_node: Option<String>,
+    /// How the `digits` arrived.
+    pub digit_methods: DigitMethods,
     pub prompts: Vec<PromptPlay>,
     pub codec: Option<String>,
     pub telephone_event_pt: Option<u8>,
@@ -72,6 +104,8 @@ impl CallRecord {
             digits: String::new(),
             dialplan: None,
             ivr_path: Vec::new(),
+            ivr_node: None,
+            digit_methods: DigitMethods::default(),
             prompts: Vec::new(),
             codec: None,
             telephone_event_pt: None,
@@ -80,6 +114,15 @@ impl CallRecord {
             rtp_prompt_packets_sent: 0,
             rtp_packets_received: 0,
             dtmf_digits: 0,
+        }
+    }
+
+    /// A digit the caller pressed.
+    pub fn push_digit(&mut self, digit: char, method: DigitMethod) {
+        self.digits.push(digit);
+        match method {
+            DigitMethod::Rfc4733 => self.digit_methods.rfc4733 += 1,
+            DigitMethod::Info => self.digit_methods.info += 1,
         }
     }
 

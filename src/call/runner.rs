@@ -1,24 +1,42 @@
-//! One inbound call under tokio: the only place where a leg (SIP events), a media
-//! session (RTP) and the call flow meet. Everything here is glue: the decisions live in
-//! the sans-IO `MediaSession` and `DemoFlow`, this task just feeds them events and `now`
-//! and carries out their outputs.
+//! Calls under tokio: the only place where a leg (SIP events), a media session (RTP) and
+//! a dialplan meet. Everything here is glue: the decisions live in the sans-IO `Engine`
+//! and `MediaSession`; a call task feeds the engine events and `now` and carries out its
+//! outputs.
+//!
+//! A call has two phases:
+//!
+//! * **before answer** — direction-specific. Inbound ([`run_inbound`]): ring, answer after
+//!   `sip.answer_delay`, or end on CANCEL/shutdown. Outbound (the dialer milestone): send
+//!   the INVITE with [`render_offer`](crate::media::sdp::render_offer), accept the answer
+//!   with [`accept_answer`](crate::media::sdp::accept_answer).
+//! * **answered** — the same for both: [`run_answered`] with an [`AnsweredCall`]. It
+//!   hands the RTP socket to a media worker, runs the dialplan, the program's actions and
+//!   the in-dialog SIP events (re-INVITE, INFO digits, BYE, REFER progress) until the call
+//!   ends, then files the [`CallRecord`] ([`file_record`]).
+//!
+//! The call task does not send RTP: its media session lives in a media worker
+//! (`media::worker`) and the task talks to it through a [`MediaHandle`]. So the task
+//! wakes only when something happens on the call (a SIP event, a digit, a prompt
+//! finished, an action's result, a dialplan timer), not every 20 ms.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::actions::{ActionCall, ActionResult, ProgramActions};
 use super::ports::RtpPort;
-use super::record::{CallLog, CallRecord, PromptPlay};
+use super::record::{CallLog, CallRecord, DigitMethod, PromptPlay};
 use crate::ivr::{CompiledPlan, Engine, Input, Output};
 use crate::media::sdp::{self, LocalMedia, Negotiated};
-use crate::media::{MediaEvent, MediaSession, PromptCache, SessionParams, parse_info_digit};
-use crate::program::Channel;
+use crate::media::{
+    MediaFinal, MediaHandle, MediaNotice, MediaWorkers, PromptCache, SessionParams,
+    parse_info_digit,
+};
 use crate::sip::transport::SipHandle;
 use crate::sip::{Command, EndReason, IncomingCall, LegEvent, LegId};
 use crate::store::{CallDirection, CallRecordRow, Disposition, Store};
@@ -35,50 +53,191 @@ pub struct CallContext {
     pub inactivity_timeout: Duration,
     pub actions: ProgramActions,
     pub store: Store,
+    pub media: MediaWorkers,
     pub shutdown: CancellationToken,
     pub shutdown_grace: Duration,
+}
+
+impl CallContext {
+    /// Our side of a leg's SDP. `session_id` is the leg id (constant for the dialog);
+    /// `version` is 1 for the first offer or answer and goes up with every later one.
+    /// An outbound call renders its offer with `local_media(leg, port.port(), 1)`.
+    pub fn local_media(&self, leg: LegId, port: u16, version: u64) -> LocalMedia {
+        LocalMedia {
+            addr: self.advertised_ip,
+            port,
+            session_id: leg,
+            session_version: version,
+        }
+    }
 }
 
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// Runs one call to its end and files its record.
+/// When the dialplan of an answered call starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DialplanStart {
+    /// On the ACK of our 2xx (inbound: media flows from the answer, the menu starts when
+    /// the caller's side has confirmed).
+    OnAck,
+    /// At once (outbound: the callee's 2xx, ACKed by us, confirmed the dialog).
+    Now,
+}
+
+/// Everything the answered phase of a call needs, whichever side sent the INVITE.
+pub struct AnsweredCall {
+    pub leg: LegId,
+    /// The offer/answer outcome (`sdp::negotiate` of an inbound offer, or
+    /// `sdp::accept_answer` of the callee's answer to our offer).
+    pub negotiated: Negotiated,
+    /// The dialplan to run (the call keeps it across reloads).
+    pub plan: Arc<CompiledPlan>,
+    /// Who the actions act for (caller number, Call-ID, channel).
+    pub action_call: ActionCall,
+    /// The record so far (times, numbers, dialplan); completed and filed at the end.
+    pub record: CallRecord,
+    /// The leg's events from the SIP driver.
+    pub events: mpsc::UnboundedReceiver<LegEvent>,
+    /// Our RTP port, the one in the SDP we sent (rendered with
+    /// `CallContext::local_media(leg, port, 1)`).
+    pub port: RtpPort,
+    /// Where a transfer target given as a bare number goes (`sip:NUMBER@host`): the
+    /// trunk the call came in on or went out through.
+    pub transfer_host: SocketAddr,
+    pub start: DialplanStart,
+}
+
+/// Runs one inbound call to its end and files its record.
 pub async fn run_inbound(
     ctx: Arc<CallContext>,
     call: IncomingCall,
     plan: Arc<CompiledPlan>,
     negotiated: Negotiated,
     port: RtpPort,
-    events: mpsc::UnboundedReceiver<LegEvent>,
+    mut events: mpsc::UnboundedReceiver<LegEvent>,
 ) {
     let caller = call.caller.as_deref().map(mask_number).unwrap_or_default();
     let span = tracing::info_span!("call", call_id = %call.call_id, leg = call.leg, caller = %caller,
         called = call.called.as_deref().unwrap_or(""), direction = "inbound");
-    let mut record = CallRecord::new(
-        call.call_id.clone(),
-        call.leg,
-        call.caller.clone(),
-        call.called.clone(),
-    );
-    record.dialplan = Some(plan.name().to_string());
+    async move {
+        tracing::info!("incoming call");
+        let mut record = CallRecord::new(
+            call.call_id.clone(),
+            call.leg,
+            call.caller.clone(),
+            call.called.clone(),
+        );
+        record.dialplan = Some(plan.name().to_string());
+        ctx.log.upsert_active(&record);
+        if let Err(reason) = ring_and_answer(
+            &ctx,
+            call.leg,
+            &negotiated,
+            port.port(),
+            &mut events,
+            &mut record,
+        )
+        .await
+        {
+            file_record(&ctx, record, reason).await;
+            return;
+        }
+        let answered = AnsweredCall {
+            leg: call.leg,
+            negotiated,
+            plan,
+            action_call: ActionCall::inbound(call.caller.clone(), call.call_id.clone()),
+            record,
+            events,
+            port,
+            transfer_host: call.flow.remote(),
+            start: DialplanStart::OnAck,
+        };
+        run_answered(ctx, answered).await;
+    }
+    .instrument(span)
+    .await
+}
+
+/// Rings, then answers after the configured ring time. `Err(end_reason)` when the call
+/// ended before (CANCEL, shutdown).
+async fn ring_and_answer(
+    ctx: &CallContext,
+    leg: LegId,
+    negotiated: &Negotiated,
+    port: u16,
+    events: &mut mpsc::UnboundedReceiver<LegEvent>,
+    record: &mut CallRecord,
+) -> Result<(), &'static str> {
+    ctx.sip.command(Command::Ringing { leg });
+    let answer_at = tokio::time::Instant::now() + ctx.answer_delay;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(answer_at) => break,
+            ev = events.recv() => match ev {
+                Some(LegEvent::Terminated { reason, .. }) => {
+                    record.final_status = Some(487);
+                    return Err(end_reason(&reason));
+                }
+                None => return Err("shutdown"),
+                Some(_) => {}
+            },
+            _ = ctx.shutdown.cancelled() => {
+                ctx.sip.command(Command::Reject { leg, status: 503 });
+                record.final_status = Some(503);
+                return Err("shutdown");
+            }
+        }
+    }
+    let answer = sdp::render_answer(negotiated, &ctx.local_media(leg, port, 1));
+    ctx.sip.command(Command::Answer {
+        leg,
+        sdp: answer.into_bytes(),
+    });
+    Ok(())
+}
+
+/// The answered phase of a call, inbound or outbound: media, dialplan, actions and
+/// in-dialog SIP events until the call ends; then the record is filed (store and
+/// `CallLog`) and returned. Runs in the caller's tracing span.
+pub async fn run_answered(ctx: Arc<CallContext>, call: AnsweredCall) -> CallRecord {
+    let AnsweredCall {
+        leg,
+        negotiated,
+        plan,
+        action_call,
+        mut record,
+        events,
+        port,
+        transfer_host,
+        start,
+    } = call;
+    record.final_status.get_or_insert(200);
+    record.answered_at.get_or_insert_with(SystemTime::now);
+    record.codec = Some(negotiated.codec.name().to_string());
+    record.telephone_event_pt = negotiated.telephone_event_pt;
+    record
+        .dialplan
+        .get_or_insert_with(|| plan.name().to_string());
+    let port_number = port.port();
+    let params = SessionParams::from_negotiated(&negotiated, ctx.inactivity_timeout);
+    let (media, notices) = ctx.media.add(params, port.into_socket());
+    ctx.log.upsert_active(&record);
     let (action_tx, action_rx) = mpsc::unbounded_channel();
-    let mut c = InboundCall {
+    let mut c = Answered {
         ctx,
-        leg: call.leg,
-        action_call: ActionCall {
-            caller: call.caller.clone(),
-            call_id: call.call_id.clone(),
-            channel: Channel::Hotline,
-            ..Default::default()
-        },
-        transfer_host: call.flow.remote(),
+        leg,
+        action_call,
+        transfer_host,
         record,
         plan,
         negotiated,
-        port,
+        port: port_number,
         events,
-        media: None,
+        media: Some(media),
+        notices,
         engine: None,
         pending_prompts: 0,
         action_tx,
@@ -86,31 +245,55 @@ pub async fn run_inbound(
         transferring: false,
         shutdown_deadline: None,
         session_version: 1,
+        dirty: false,
     };
-    async move {
-        tracing::info!("incoming call");
-        c.ctx.log.upsert_active(&c.record);
-        let reason = c.run().await;
-        c.finish(reason).await;
+    if start == DialplanStart::Now {
+        c.start_dialplan(now());
     }
-    .instrument(span)
-    .await
+    let reason = match c.pump() {
+        Some(reason) => reason,
+        None => c.run().await,
+    };
+    c.finish(reason).await
 }
 
-struct InboundCall {
+/// Completes a record (end reason, end time) and files it: the store's call records
+/// and the in-memory `CallLog`. Also for calls that were never answered.
+pub async fn file_record(ctx: &CallContext, mut record: CallRecord, reason: &str) -> CallRecord {
+    record.end_reason = reason.to_string();
+    record.ended_at = Some(SystemTime::now());
+    let row = store_row(&record);
+    if let Err(e) = ctx.store.insert_call_record(&row).await {
+        tracing::error!(error = %e, "call record not stored");
+    }
+    tracing::info!(
+        reason,
+        digits = %record.digits,
+        prompts = record.prompts.len(),
+        rtp_sent = record.rtp_packets_sent,
+        rtp_received = record.rtp_packets_received,
+        "call ended"
+    );
+    ctx.log.finish(record.clone());
+    record
+}
+
+struct Answered {
     ctx: Arc<CallContext>,
     leg: LegId,
     action_call: ActionCall,
-    /// Where the call came from (the trunk): a REFER target without a host goes there.
     transfer_host: SocketAddr,
     record: CallRecord,
     plan: Arc<CompiledPlan>,
     negotiated: Negotiated,
-    port: RtpPort,
+    port: u16,
     events: mpsc::UnboundedReceiver<LegEvent>,
-    media: Option<MediaSession>,
+    /// `None` once closed.
+    media: Option<MediaHandle>,
+    notices: mpsc::UnboundedReceiver<MediaNotice>,
     engine: Option<Engine>,
-    /// Prompts of the engine's last `Play` still to finish.
+    /// Prompts of the engine's last `Play` still to finish (in the media handle's
+    /// current epoch).
     pending_prompts: usize,
     action_tx: mpsc::UnboundedSender<ActionResult>,
     action_rx: mpsc::UnboundedReceiver<ActionResult>,
@@ -118,69 +301,20 @@ struct InboundCall {
     transferring: bool,
     shutdown_deadline: Option<Instant>,
     session_version: u64,
+    /// The record changed in a way supervisors should see (node, digits).
+    dirty: bool,
 }
 
-impl InboundCall {
-    fn local_media(&self) -> LocalMedia {
-        LocalMedia {
-            addr: self.ctx.advertised_ip,
-            port: self.port.port(),
-            session_id: self.leg,
-            session_version: self.session_version,
-        }
-    }
-
-    fn session_params(&self) -> SessionParams {
-        SessionParams {
-            codec: self.negotiated.codec,
-            codec_pt: self.negotiated.codec_pt,
-            telephone_event_pt: self.negotiated.telephone_event_pt,
-            remote: self.negotiated.remote_rtp,
-            local_direction: self.negotiated.local_direction,
-            inactivity_timeout: self.ctx.inactivity_timeout,
-        }
-    }
-
+impl Answered {
     async fn run(&mut self) -> &'static str {
-        // --- ringing, then answer after the configured ring time ----------------------
-        self.ctx.sip.command(Command::Ringing { leg: self.leg });
-        let answer_at = tokio::time::Instant::now() + self.ctx.answer_delay;
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(answer_at) => break,
-                ev = self.events.recv() => match ev {
-                    Some(LegEvent::Terminated { reason, .. }) => {
-                        self.record.final_status = Some(487);
-                        return end_reason(&reason);
-                    }
-                    None => return "shutdown",
-                    Some(_) => {}
-                },
-                _ = self.ctx.shutdown.cancelled() => {
-                    self.ctx.sip.command(Command::Reject { leg: self.leg, status: 503 });
-                    self.record.final_status = Some(503);
-                    return "shutdown";
-                }
-            }
-        }
-        let answer = sdp::render_answer(&self.negotiated, &self.local_media());
-        self.ctx.sip.command(Command::Answer {
-            leg: self.leg,
-            sdp: answer.into_bytes(),
-        });
-        self.record.final_status = Some(200);
-        self.record.answered_at = Some(SystemTime::now());
-        self.record.codec = Some(self.negotiated.codec.name().to_string());
-        self.record.telephone_event_pt = self.negotiated.telephone_event_pt;
-        self.media = Some(MediaSession::new(now(), self.session_params()));
-        self.ctx.log.upsert_active(&self.record);
-
-        // --- the call proper ----------------------------------------------------------
-        let socket = self.port.socket();
-        let mut packet = Vec::with_capacity(256);
-        let mut recv_buf = vec![0u8; 2048];
-        loop {
-            let deadline = self.next_deadline();
+            let deadline = [
+                self.engine.as_ref().and_then(|e| e.poll_timeout()),
+                self.shutdown_deadline,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
@@ -196,24 +330,19 @@ impl InboundCall {
                     }
                     None => return "shutdown",
                 },
+                notice = self.notices.recv() => {
+                    if let Some(reason) = self.on_media(notice) {
+                        return reason;
+                    }
+                },
                 Some(result) = self.action_rx.recv() => {
                     tracing::info!(outcome = %result.outcome, "action result");
                     if let Some(engine) = self.engine.as_mut() {
                         engine.handle(now(), Input::ActionResult { outcome: result.outcome, vars: result.vars });
                     }
                 },
-                r = socket.recv_from(&mut recv_buf) => {
-                    if let Ok((n, from)) = r
-                        && let Some(media) = self.media.as_mut()
-                    {
-                        media.handle_rtp(now(), from, recv_buf.get(..n).unwrap_or_default());
-                    }
-                },
                 _ = sleep => {
                     let t = now();
-                    if let Some(media) = self.media.as_mut() {
-                        media.handle_timeout(t);
-                    }
                     if let Some(engine) = self.engine.as_mut() {
                         engine.handle_timeout(t);
                     }
@@ -227,21 +356,26 @@ impl InboundCall {
                     self.shutdown_deadline = Some(now() + self.ctx.shutdown_grace);
                 },
             }
-            if let Some(reason) = self.pump(&socket, &mut packet).await {
+            if let Some(reason) = self.pump() {
                 return reason;
             }
         }
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
-        [
-            self.media.as_ref().and_then(|m| m.poll_timeout()),
-            self.engine.as_ref().and_then(|e| e.poll_timeout()),
-            self.shutdown_deadline,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+    fn local_media(&self) -> LocalMedia {
+        self.ctx
+            .local_media(self.leg, self.port, self.session_version)
+    }
+
+    fn start_dialplan(&mut self, t: Instant) {
+        tracing::debug!(dialplan = self.plan.name(), "starting the dialplan");
+        let mut vars = BTreeMap::new();
+        if let Some(caller) = &self.action_call.caller {
+            vars.insert("caller".to_string(), caller.clone());
+        }
+        let mut engine = Engine::new(self.plan.clone(), vars);
+        engine.start(t);
+        self.engine = Some(engine);
     }
 
     /// Returns `Some(end_reason)` when the leg is gone.
@@ -249,17 +383,9 @@ impl InboundCall {
         let t = now();
         match ev {
             LegEvent::Confirmed { .. } => {
-                tracing::debug!(
-                    dialplan = self.plan.name(),
-                    "ACK received; starting the dialplan"
-                );
-                let mut vars = std::collections::BTreeMap::new();
-                if let Some(caller) = &self.action_call.caller {
-                    vars.insert("caller".to_string(), caller.clone());
+                if self.engine.is_none() {
+                    self.start_dialplan(t);
                 }
-                let mut engine = Engine::new(self.plan.clone(), vars);
-                engine.start(t);
-                self.engine = Some(engine);
             }
             LegEvent::Reoffer { sdp, .. } => {
                 self.record.reoffers += 1;
@@ -268,9 +394,11 @@ impl InboundCall {
                         self.negotiated = neg;
                         self.session_version += 1;
                         let answer = sdp::render_answer(&self.negotiated, &self.local_media());
-                        let params = self.session_params();
-                        if let Some(media) = self.media.as_mut() {
-                            media.update(t, params);
+                        if let Some(media) = self.media.as_ref() {
+                            media.update(SessionParams::from_negotiated(
+                                &self.negotiated,
+                                self.ctx.inactivity_timeout,
+                            ));
                         }
                         tracing::info!(
                             direction = self.negotiated.local_direction.as_str(),
@@ -297,7 +425,7 @@ impl InboundCall {
                 ..
             } => {
                 if let Some((digit, _)) = parse_info_digit(&content_type, &body) {
-                    self.on_digit(at, digit, "info");
+                    self.on_digit(at, digit, DigitMethod::Info);
                 }
             }
             LegEvent::Terminated { reason, .. } => return Some(end_reason(&reason)),
@@ -331,104 +459,129 @@ impl InboundCall {
         None
     }
 
-    fn on_digit(&mut self, at: Instant, digit: char, method: &'static str) {
-        tracing::info!(digit = %digit, method, "DTMF");
-        self.record.digits.push(digit);
+    /// What the media worker said. Returns `Some(end_reason)` when the call must end.
+    fn on_media(&mut self, notice: Option<MediaNotice>) -> Option<&'static str> {
+        let Some(notice) = notice else {
+            // The worker is gone (it only stops after the calls at shutdown).
+            tracing::error!("media worker gone; hanging up");
+            self.ctx.sip.command(Command::Hangup { leg: self.leg });
+            return Some("media_failed");
+        };
+        match notice {
+            MediaNotice::Digit(d) => self.on_digit(d.at, d.digit, DigitMethod::Rfc4733),
+            MediaNotice::PromptFinished {
+                epoch,
+                id,
+                frames_sent,
+            } => {
+                self.record.prompts.push(PromptPlay {
+                    id,
+                    frames_sent,
+                    completed: true,
+                });
+                // A prompt of an earlier playback finished while our barge-in was on its
+                // way to the worker: recorded (it did play out), but not the engine's.
+                let current = self.media.as_ref().is_some_and(|m| m.epoch() == epoch);
+                if current && self.pending_prompts > 0 {
+                    self.pending_prompts -= 1;
+                    if self.pending_prompts == 0
+                        && let Some(engine) = self.engine.as_mut()
+                    {
+                        engine.handle(now(), Input::PromptsFinished);
+                    }
+                }
+            }
+            MediaNotice::PromptStopped { id, frames_sent } => {
+                self.record.prompts.push(PromptPlay {
+                    id,
+                    frames_sent,
+                    completed: false,
+                });
+            }
+            MediaNotice::Inactive => {
+                tracing::info!("no RTP received; hanging up");
+                self.ctx.sip.command(Command::Hangup { leg: self.leg });
+                return Some("rtp_timeout");
+            }
+            MediaNotice::Failed => {
+                tracing::error!("no media session for this call; hanging up");
+                self.ctx.sip.command(Command::Hangup { leg: self.leg });
+                return Some("media_failed");
+            }
+        }
+        None
+    }
+
+    fn on_digit(&mut self, at: Instant, digit: char, method: DigitMethod) {
+        tracing::info!(digit = %digit, method = method.as_str(), "DTMF");
+        self.record.push_digit(digit, method);
+        self.dirty = true;
         if let Some(engine) = self.engine.as_mut() {
             engine.handle(at, Input::Digit(digit));
         }
     }
 
-    /// Sends due RTP, moves media events into the flow and flow actions into media/SIP.
-    async fn pump(&mut self, socket: &UdpSocket, packet: &mut Vec<u8>) -> Option<&'static str> {
-        loop {
-            let t = now();
-            let mut progressed = false;
-            if let Some(media) = self.media.as_mut() {
-                while let Some(dest) = media.poll_transmit(t, packet) {
-                    send_rtp(socket, packet, dest).await;
-                }
-            }
-            while let Some(ev) = self.media.as_mut().and_then(|m| m.poll_event()) {
-                progressed = true;
-                match ev {
-                    MediaEvent::Digit(d) => self.on_digit(d.at, d.digit, "rfc4733"),
-                    MediaEvent::PromptFinished { id, frames_sent } => {
-                        self.record.prompts.push(PromptPlay {
-                            id,
-                            frames_sent,
-                            completed: true,
-                        });
-                        self.pending_prompts = self.pending_prompts.saturating_sub(1);
-                        if self.pending_prompts == 0
-                            && let Some(engine) = self.engine.as_mut()
-                        {
-                            engine.handle(t, Input::PromptsFinished);
-                        }
-                    }
-                    MediaEvent::Inactive => {
-                        tracing::info!("no RTP received; hanging up");
-                        self.ctx.sip.command(Command::Hangup { leg: self.leg });
-                        return Some("rtp_timeout");
+    /// Carries out the engine's outputs; keeps the active record current. Returns
+    /// `Some(end_reason)` when the call ends.
+    fn pump(&mut self) -> Option<&'static str> {
+        let t = now();
+        let mut ended = None;
+        while let Some(output) = self.engine.as_mut().and_then(|e| e.poll_output()) {
+            match output {
+                Output::Play(ids) => self.play(t, ids),
+                Output::StopPlayback => {
+                    self.pending_prompts = 0;
+                    if let Some(media) = self.media.as_mut() {
+                        media.stop();
                     }
                 }
-            }
-            while let Some(output) = self.engine.as_mut().and_then(|e| e.poll_output()) {
-                progressed = true;
-                match output {
-                    Output::Play(ids) => self.play(t, ids),
-                    Output::StopPlayback => {
-                        self.pending_prompts = 0;
-                        if let Some(media) = self.media.as_mut()
-                            && let Some((id, frames_sent)) = media.stop_playback()
-                        {
-                            self.record.prompts.push(PromptPlay {
-                                id,
-                                frames_sent,
-                                completed: false,
-                            });
+                Output::RunAction { name, vars } => {
+                    tracing::info!(action = %name, "running action");
+                    let actions = self.ctx.actions.clone();
+                    let call = self.action_call.clone();
+                    let tx = self.action_tx.clone();
+                    tokio::spawn(
+                        async move {
+                            let result = actions.run(&name, &call, &vars).await;
+                            let _ = tx.send(result);
                         }
-                    }
-                    Output::RunAction { name, vars } => {
-                        tracing::info!(action = %name, "running action");
-                        let actions = self.ctx.actions.clone();
-                        let call = self.action_call.clone();
-                        let tx = self.action_tx.clone();
-                        tokio::spawn(
-                            async move {
-                                let result = actions.run(&name, &call, &vars).await;
-                                let _ = tx.send(result);
-                            }
-                            .in_current_span(),
-                        );
-                    }
-                    Output::Transfer { to } => {
-                        let target = if to.starts_with("sip:") || to.starts_with("sips:") {
-                            to
-                        } else {
-                            format!("sip:{to}@{}", self.transfer_host)
-                        };
-                        tracing::info!(%target, "transferring with REFER");
-                        self.transferring = true;
-                        self.ctx.sip.command(Command::Refer {
-                            leg: self.leg,
-                            target,
-                        });
-                    }
-                    Output::Hangup => {
-                        if let Some(err) = self.engine.as_ref().and_then(|e| e.error()) {
-                            tracing::error!(error = %err, "dialplan ended on its error path");
-                        }
-                        tracing::info!("dialplan finished; hanging up");
-                        self.ctx.sip.command(Command::Hangup { leg: self.leg });
-                        return Some("local_bye");
-                    }
+                        .in_current_span(),
+                    );
                 }
-            }
-            if !progressed {
-                return None;
+                Output::Transfer { to } => {
+                    let target = if to.starts_with("sip:") || to.starts_with("sips:") {
+                        to
+                    } else {
+                        format!("sip:{to}@{}", self.transfer_host)
+                    };
+                    tracing::info!(%target, "transferring with REFER");
+                    self.transferring = true;
+                    self.ctx.sip.command(Command::Refer {
+                        leg: self.leg,
+                        target,
+                    });
+                }
+                Output::Hangup => {
+                    if let Some(err) = self.engine.as_ref().and_then(|e| e.error()) {
+                        tracing::error!(error = %err, "dialplan ended on its error path");
+                    }
+                    tracing::info!("dialplan finished; hanging up");
+                    self.ctx.sip.command(Command::Hangup { leg: self.leg });
+                    ended = Some("local_bye");
+                    break;
+                }
             }
         }
+        let node = self.engine.as_ref().and_then(|e| e.current_node());
+        if node.is_some() && node != self.record.ivr_node.as_deref() {
+            self.record.ivr_node = node.map(str::to_string);
+            self.dirty = true;
+        }
+        if self.dirty {
+            self.dirty = false;
+            self.ctx.log.upsert_active(&self.record);
+        }
+        ended
     }
 
     /// Queues the engine's prompts on the media session; the engine hears
@@ -437,90 +590,99 @@ impl InboundCall {
         let Some(media) = self.media.as_mut() else {
             return;
         };
-        let mut queued = 0;
-        for id in &ids {
-            match self.ctx.prompts.get(id) {
-                Some(prompt) if queued == 0 => {
-                    media.play(t, prompt);
-                    queued += 1;
+        let prompts: Vec<_> = ids
+            .iter()
+            .filter_map(|id| {
+                let prompt = self.ctx.prompts.get(id);
+                if prompt.is_none() {
+                    // Compiled plans only name prompts that exist; a prompt file removed
+                    // since start-up is skipped rather than leaving the caller in silence.
+                    tracing::error!(prompt = %id, "prompt missing; skipped");
                 }
-                Some(prompt) => {
-                    media.enqueue(prompt);
-                    queued += 1;
-                }
-                // Compiled plans only name prompts that exist; a prompt file removed
-                // since start-up is skipped rather than leaving the caller in silence.
-                None => tracing::error!(prompt = %id, "prompt missing; skipped"),
+                prompt
+            })
+            .collect();
+        self.pending_prompts = prompts.len();
+        if prompts.is_empty() {
+            if let Some(engine) = self.engine.as_mut() {
+                engine.handle(t, Input::PromptsFinished);
             }
-        }
-        self.pending_prompts = queued;
-        if queued == 0
-            && let Some(engine) = self.engine.as_mut()
-        {
-            engine.handle(t, Input::PromptsFinished);
+        } else {
+            media.play(prompts);
         }
     }
 
-    async fn finish(&mut self, reason: &'static str) {
-        if let Some(media) = self.media.as_mut() {
-            if let Some((id, frames_sent)) = media.stop_playback() {
-                self.record.prompts.push(PromptPlay {
-                    id,
-                    frames_sent,
-                    completed: false,
-                });
+    async fn finish(mut self, reason: &'static str) -> CallRecord {
+        if let Some(media) = self.media.take() {
+            let fin = media.close().await;
+            // The notices sent before the session was removed: prompts that finished or
+            // were stopped while the call was ending.
+            while let Ok(notice) = self.notices.try_recv() {
+                match notice {
+                    MediaNotice::PromptFinished {
+                        id, frames_sent, ..
+                    } => self.record.prompts.push(PromptPlay {
+                        id,
+                        frames_sent,
+                        completed: true,
+                    }),
+                    MediaNotice::PromptStopped { id, frames_sent } => {
+                        self.record.prompts.push(PromptPlay {
+                            id,
+                            frames_sent,
+                            completed: false,
+                        })
+                    }
+                    _ => {}
+                }
             }
-            self.record.absorb_media(media.stats());
+            if let Some(MediaFinal { stats, cut_short }) = fin {
+                if let Some((id, frames_sent)) = cut_short {
+                    self.record.prompts.push(PromptPlay {
+                        id,
+                        frames_sent,
+                        completed: false,
+                    });
+                }
+                self.record.absorb_media(&stats);
+            }
         }
-        self.record.end_reason = reason.to_string();
-        self.record.ended_at = Some(SystemTime::now());
         if let Some(engine) = self.engine.as_ref() {
             self.record.ivr_path = engine.path().to_vec();
         }
-        let row = self.store_row();
-        if let Err(e) = self.ctx.store.insert_call_record(&row).await {
-            tracing::error!(error = %e, "call record not stored");
-        }
-        tracing::info!(
-            reason,
-            digits = %self.record.digits,
-            prompts = self.record.prompts.len(),
-            rtp_sent = self.record.rtp_packets_sent,
-            rtp_received = self.record.rtp_packets_received,
-            "call ended"
-        );
-        self.ctx.log.finish(self.record.clone());
+        file_record(&self.ctx, self.record, reason).await
     }
 }
 
-impl InboundCall {
-    fn store_row(&self) -> CallRecordRow {
-        let r = &self.record;
-        let ts = |t: Option<SystemTime>| t.and_then(|t| jiff::Timestamp::try_from(t).ok());
-        let disposition = match r.final_status {
-            Some(code) => Disposition::from_sip_status(code),
-            None => Disposition::Failed,
-        };
-        CallRecordRow {
-            call_id: r.call_id.clone(),
-            direction: CallDirection::Inbound,
-            caller: r
-                .caller
-                .as_deref()
-                .map(|c| crate::program::normalize_msisdn(c).unwrap_or_else(|_| c.to_string())),
-            called: r.called.clone(),
-            started_at: ts(Some(r.started_at)).unwrap_or_else(jiff::Timestamp::now),
-            answered_at: ts(r.answered_at),
-            ended_at: ts(r.ended_at),
-            final_status: r.final_status,
-            disposition,
-            end_reason: r.end_reason.clone(),
-            digits: r.digits.clone(),
-            ivr_path: r.ivr_path.clone(),
-            prompts: r.prompts.iter().map(|p| p.id.clone()).collect(),
-            campaign_id: None,
-            attempt_id: None,
-        }
+fn store_row(r: &CallRecord) -> CallRecordRow {
+    let ts = |t: Option<SystemTime>| t.and_then(|t| jiff::Timestamp::try_from(t).ok());
+    let disposition = match r.final_status {
+        Some(code) => Disposition::from_sip_status(code),
+        None => Disposition::Failed,
+    };
+    CallRecordRow {
+        call_id: r.call_id.clone(),
+        direction: if r.direction == CallDirection::Outbound.as_str() {
+            CallDirection::Outbound
+        } else {
+            CallDirection::Inbound
+        },
+        caller: r
+            .caller
+            .as_deref()
+            .map(|c| crate::program::normalize_msisdn(c).unwrap_or_else(|_| c.to_string())),
+        called: r.called.clone(),
+        started_at: ts(Some(r.started_at)).unwrap_or_else(jiff::Timestamp::now),
+        answered_at: ts(r.answered_at),
+        ended_at: ts(r.ended_at),
+        final_status: r.final_status,
+        disposition,
+        end_reason: r.end_reason.clone(),
+        digits: r.digits.clone(),
+        ivr_path: r.ivr_path.clone(),
+        prompts: r.prompts.iter().map(|p| p.id.clone()).collect(),
+        campaign_id: None,
+        attempt_id: None,
     }
 }
 
@@ -529,11 +691,5 @@ fn end_reason(reason: &EndReason) -> &'static str {
         EndReason::Cancelled => "cancelled",
         EndReason::RemoteBye => "remote_bye",
         EndReason::AckTimeout => "ack_timeout",
-    }
-}
-
-async fn send_rtp(socket: &UdpSocket, packet: &[u8], dest: SocketAddr) {
-    if let Err(e) = socket.send_to(packet, dest).await {
-        tracing::trace!(error = %e, %dest, "rtp send failed");
     }
 }

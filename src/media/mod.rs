@@ -7,15 +7,19 @@
 //! here (20 ms packetisation, RFC 4733 loss recovery, RTP inactivity) testable with virtual
 //! time and no sockets.
 
+pub mod clock;
 pub mod codec;
 pub mod dtmf;
 pub mod prompt;
 pub mod rtp;
 pub mod sdp;
 pub mod session;
+pub mod worker;
 
+pub use clock::{MediaClock, MediaFinal, MediaNotice, SessionKey};
 pub use codec::Codec;
 pub use dtmf::{DigitEvent, DigitSource, Rfc4733Decoder, parse_info_digit};
 pub use prompt::{Prompt, PromptCache, PromptError};
 pub use sdp::{Direction, LocalMedia, Negotiated, SdpError};
 pub use session::{MediaEvent, MediaSession, MediaStats, SessionParams};
+pub use worker::{MediaHandle, MediaWorkers, WorkerStats};

@@ -327,8 +327,29 @@ pub fn negotiate(offer: &[u8]) -> Result<Negotiated, SdpError> {
     })
 }
 
-/// Parses the remote answer to an offer we made with [`render_offer`]. The answer must pick
-/// one of `offered`; its direction is mirrored to get ours (we always offer sendrecv).
+/// The codecs of our offers (outbound calls), in our order of preference: PCMU first, as
+/// the Vietnamese mobile networks' G.711 interconnects use it.
+pub const OFFER_CODECS: [Codec; 2] = [Codec::Pcmu, Codec::Pcma];
+
+/// The payload type of `telephone-event/8000` in our offers (RFC 4733; 101 is what most
+/// trunks and phones expect, and what the answer should echo).
+pub const OFFER_TELEPHONE_EVENT_PT: u8 = 101;
+
+/// Accepts the callee's answer to an offer rendered by [`render_offer`]: codec PCMU or
+/// PCMA (the first of ours the answer kept), the answer's telephone-event PT (if it kept
+/// one), where to send RTP, and our direction (the mirror of the answer's). The result is
+/// the same [`Negotiated`] the inbound path gets from [`negotiate`], so both directions
+/// run the same answered-call loop.
+///
+/// Errors: [`SdpError::Malformed`] for unparseable SDP, [`SdpError::NoAudio`] without an
+/// `m=audio` line, [`SdpError::NoCommonCodec`] when the answer kept none of our codecs or
+/// rejected the stream (port 0) — the caller then hangs up (BYE) the just-answered call.
+pub fn accept_answer(answer: &[u8]) -> Result<Negotiated, SdpError> {
+    negotiate_answer(answer, &OFFER_CODECS, OFFER_TELEPHONE_EVENT_PT)
+}
+
+/// [`accept_answer`] for an offer of other `offered` codecs (our order of preference) and
+/// telephone-event PT `te_pt`.
 pub fn negotiate_answer(
     answer: &[u8],
     offered: &[Codec],
@@ -340,12 +361,14 @@ pub fn negotiate_answer(
         // Port 0 in an answer rejects the stream (RFC 3264 §6).
         return Err(SdpError::NoCommonCodec);
     }
-    let (codec_pt, codec) = formats(md)
-        .find_map(|pt| {
-            codec_for_pt(md, pt)
-                .filter(|c| offered.contains(c))
-                .map(|c| (pt, c))
-        })
+    // The answer may list several of our codecs (RFC 3264 §6.1); we send the one we
+    // prefer, on the payload type the answer uses for it.
+    let kept: Vec<(u8, Codec)> = formats(md)
+        .filter_map(|pt| codec_for_pt(md, pt).map(|c| (pt, c)))
+        .collect();
+    let (codec_pt, codec) = offered
+        .iter()
+        .find_map(|ours| kept.iter().find(|(_, c)| c == ours).copied())
         .ok_or(SdpError::NoCommonCodec)?;
     // The answerer should echo our PT, but accept whatever it mapped telephone-event to.
     let te = telephone_event_pt(md).or_else(|| {
@@ -438,9 +461,16 @@ pub fn render_answer(neg: &Negotiated, local: &LocalMedia) -> String {
     out
 }
 
-/// Renders an offer for an outbound call: `codecs` in our order of preference on their static
-/// payload types, plus telephone-event on `te_pt`, sendrecv.
-pub fn render_offer(codecs: &[Codec], te_pt: u8, local: &LocalMedia) -> String {
+/// Renders our offer for an outbound call (CRLF line ends): one `m=audio` line on our
+/// port with PCMU (0) and PCMA (8), telephone-event/8000 on PT 101 (`0-16`), `ptime:20`,
+/// sendrecv, our address in `o=`/`c=`. Accept the answer with [`accept_answer`].
+pub fn render_offer(local: &LocalMedia) -> String {
+    render_offer_with(&OFFER_CODECS, OFFER_TELEPHONE_EVENT_PT, local)
+}
+
+/// [`render_offer`] with other `codecs` (in order of preference, on their static payload
+/// types) and telephone-event on `te_pt`.
+pub fn render_offer_with(codecs: &[Codec], te_pt: u8, local: &LocalMedia) -> String {
     let mut out = String::with_capacity(320);
     session_header(&mut out, local);
     let pts: Vec<(u8, Codec)> = codecs.iter().map(|c| (c.payload_type(), *c)).collect();
@@ -845,7 +875,7 @@ mod tests {
 
     #[test]
     fn offer_and_answer_for_outbound_calls() {
-        let offer = render_offer(&[Codec::Pcma, Codec::Pcmu], 101, &local());
+        let offer = render_offer_with(&[Codec::Pcma, Codec::Pcmu], 101, &local());
         assert!(offer.contains("m=audio 40000 RTP/AVP 8 0 101\r\n"));
         assert!(offer.contains("a=rtpmap:8 PCMA/8000\r\n"));
         assert!(offer.contains("a=rtpmap:0 PCMU/8000\r\n"));
@@ -888,6 +918,178 @@ mod tests {
             negotiate_answer(&rejected, &[Codec::Pcmu], 101),
             Err(SdpError::NoCommonCodec)
         );
+    }
+
+    #[test]
+    fn our_offer_is_pcmu_pcma_and_telephone_event_101() {
+        let offer = render_offer(&local());
+        assert_eq!(
+            offer,
+            "v=0\r\n\
+             o=tongdai 1234 1 IN IP4 10.0.0.5\r\n\
+             s=tongdai\r\n\
+             c=IN IP4 10.0.0.5\r\n\
+             t=0 0\r\n\
+             m=audio 40000 RTP/AVP 0 8 101\r\n\
+             a=rtpmap:0 PCMU/8000\r\n\
+             a=rtpmap:8 PCMA/8000\r\n\
+             a=rtpmap:101 telephone-event/8000\r\n\
+             a=fmtp:101 0-16\r\n\
+             a=ptime:20\r\n\
+             a=sendrecv\r\n"
+        );
+        // What an answerer (our own inbound path) makes of it.
+        let n = negotiate(offer.as_bytes()).unwrap();
+        assert_eq!((n.codec, n.codec_pt), (Codec::Pcmu, 0));
+        assert_eq!(n.telephone_event_pt, Some(101));
+        assert_eq!(n.remote_rtp, Some("10.0.0.5:40000".parse().unwrap()));
+    }
+
+    fn answer(m: &str, extra: &[&str]) -> Vec<u8> {
+        let mut lines = vec![
+            "v=0",
+            "o=callee 77 77 IN IP4 203.0.113.9",
+            "s=-",
+            "c=IN IP4 203.0.113.9",
+            "t=0 0",
+            m,
+        ];
+        lines.extend_from_slice(extra);
+        sdp(&lines)
+    }
+
+    #[test]
+    fn accepting_an_answer_gives_the_inbound_paths_negotiated() {
+        // A typical trunk answer: one codec, our telephone-event PT echoed.
+        let n = accept_answer(&answer(
+            "m=audio 30000 RTP/AVP 8 101",
+            &[
+                "a=rtpmap:8 PCMA/8000",
+                "a=rtpmap:101 telephone-event/8000",
+                "a=fmtp:101 0-15",
+                "a=ptime:20",
+                "a=sendrecv",
+            ],
+        ))
+        .unwrap();
+        assert_eq!((n.codec, n.codec_pt), (Codec::Pcma, 8));
+        assert_eq!(n.telephone_event_pt, Some(101));
+        assert_eq!(n.remote_rtp, Some("203.0.113.9:30000".parse().unwrap()));
+        assert_eq!(n.remote_direction, Direction::SendRecv);
+        assert_eq!(n.local_direction, Direction::SendRecv);
+        assert_eq!(n.ptime_ms, 20);
+        assert!(n.rejected.is_empty());
+        // The same structure the inbound path builds for an equivalent offer.
+        let inbound = negotiate(&answer(
+            "m=audio 30000 RTP/AVP 8 101",
+            &["a=rtpmap:101 telephone-event/8000", "a=ptime:20"],
+        ))
+        .unwrap();
+        assert_eq!(n, inbound);
+    }
+
+    #[test]
+    fn the_first_of_our_codecs_the_answer_kept_wins() {
+        // Both kept, in the answerer's order PCMA first: we still send PCMU.
+        let n = accept_answer(&answer("m=audio 30000 RTP/AVP 8 0 101", &[])).unwrap();
+        assert_eq!((n.codec, n.codec_pt), (Codec::Pcmu, 0));
+        // Codecs we did not offer are passed over.
+        let n = accept_answer(&answer(
+            "m=audio 30000 RTP/AVP 18 8",
+            &["a=rtpmap:18 G729/8000"],
+        ))
+        .unwrap();
+        assert_eq!(n.codec, Codec::Pcma);
+        // A dynamic PT for one of ours: sent on the answer's PT.
+        let n = accept_answer(&answer(
+            "m=audio 30000 RTP/AVP 112",
+            &["a=rtpmap:112 PCMU/8000"],
+        ))
+        .unwrap();
+        assert_eq!((n.codec, n.codec_pt), (Codec::Pcmu, 112));
+        assert_eq!(
+            n.telephone_event_pt, None,
+            "no telephone-event: INFO digits only"
+        );
+    }
+
+    #[test]
+    fn answer_telephone_event_and_direction() {
+        // The answerer mapped telephone-event to another PT: use its PT.
+        let n = accept_answer(&answer(
+            "m=audio 30000 RTP/AVP 0 96",
+            &["a=rtpmap:96 telephone-event/8000", "a=recvonly"],
+        ))
+        .unwrap();
+        assert_eq!(n.telephone_event_pt, Some(96));
+        assert_eq!(n.remote_direction, Direction::RecvOnly);
+        assert_eq!(n.local_direction, Direction::SendOnly, "we may only send");
+        // 101 listed without an rtpmap: ours, as offered.
+        let n = accept_answer(&answer("m=audio 30000 RTP/AVP 0 101", &["a=sendonly"])).unwrap();
+        assert_eq!(n.telephone_event_pt, Some(101));
+        assert_eq!(n.local_direction, Direction::RecvOnly);
+        // Held from the start (c=0.0.0.0): nowhere to send until RTP arrives.
+        let held = sdp(&[
+            "v=0",
+            "o=callee 77 77 IN IP4 203.0.113.9",
+            "s=-",
+            "c=IN IP4 0.0.0.0",
+            "t=0 0",
+            "m=audio 30000 RTP/AVP 0",
+            "a=inactive",
+        ]);
+        let n = accept_answer(&held).unwrap();
+        assert_eq!(n.remote_rtp, None);
+        assert_eq!(n.local_direction, Direction::Inactive);
+    }
+
+    #[test]
+    fn answers_we_cannot_use_are_errors() {
+        assert_eq!(
+            accept_answer(&answer(
+                "m=audio 30000 RTP/AVP 18 101",
+                &["a=rtpmap:18 G729/8000", "a=rtpmap:101 telephone-event/8000"],
+            )),
+            Err(SdpError::NoCommonCodec),
+            "no common codec"
+        );
+        assert_eq!(
+            accept_answer(&answer("m=audio 0 RTP/AVP 0", &[])),
+            Err(SdpError::NoCommonCodec),
+            "stream rejected with port 0"
+        );
+        assert_eq!(
+            accept_answer(&answer("m=audio 30000 RTP/SAVP 0", &[])),
+            Err(SdpError::NoCommonCodec),
+            "SRTP only"
+        );
+        assert_eq!(
+            accept_answer(&answer(
+                "m=video 30000 RTP/AVP 96",
+                &["a=rtpmap:96 H264/90000"]
+            )),
+            Err(SdpError::NoAudio)
+        );
+        assert!(matches!(accept_answer(b""), Err(SdpError::Malformed(_))));
+        assert!(matches!(
+            accept_answer(b"v=0\r\nm=audio\r\n"),
+            Err(SdpError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn offer_answer_round_trip_through_our_own_answerer() {
+        let mut callee = local();
+        callee.addr = "198.51.100.20".parse().unwrap();
+        callee.port = 50_000;
+        let offer = render_offer(&local());
+        let at_callee = negotiate(offer.as_bytes()).unwrap();
+        let their_answer = render_answer(&at_callee, &callee);
+        let n = accept_answer(their_answer.as_bytes()).unwrap();
+        assert_eq!((n.codec, n.codec_pt), (Codec::Pcmu, 0));
+        assert_eq!(n.telephone_event_pt, Some(101));
+        assert_eq!(n.remote_rtp, Some("198.51.100.20:50000".parse().unwrap()));
+        assert_eq!(n.local_direction, Direction::SendRecv);
     }
 
     #[test]
