@@ -11,5 +11,5 @@ pub mod record;
 pub mod router;
 pub mod runner;
 
-pub use record::{CallLog, CallRecord, PromptPlay};
+pub use record::{CallLog, CallObserver, CallRecord, PromptPlay};
 pub use runner::CallContext;
