@@ -547,6 +547,62 @@ macro_rules! write_decision {
     };
 }
 
+/// Takes the key for this transaction before any work: inserts a placeholder row, so a
+/// concurrent request with the same key waits on the key's unique index (PostgreSQL)
+/// or the write lock (SQLite) until this transaction ends, then finds the outcome.
+/// Evaluates to `Ok(None)` when the key is ours now, `Ok(Some(outcome))` when an
+/// earlier request stored one.
+macro_rules! take_key {
+    ($conn:ident, $idem:expr, $t:ty, $now_db:expr) => {
+        async {
+            let idem: &Idempotency = $idem;
+            let inserted = sqlx::query(
+                "INSERT INTO idempotency_keys \
+                 (principal, key, request_hash, response, created_at) \
+                 VALUES ($1, $2, $3, '', $4) ON CONFLICT (principal, key) DO NOTHING",
+            )
+            .bind(idem.principal.clone())
+            .bind(idem.key.clone())
+            .bind(idem.request_hash.clone())
+            .bind(String::from($now_db))
+            .execute(&mut *$conn)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                return Ok::<Option<$t>, StoreError>(None);
+            }
+            match stored_outcome!($conn, idem, $t)? {
+                Some(v) => Ok(Some(v)),
+                // Only a placeholder of a rolled-back transaction could be empty, and
+                // those roll back with it: treat as a race and decide again.
+                None => Err(StoreError::Conflict("idempotency key in flux".into())),
+            }
+        }
+        .await
+    };
+}
+
+/// Stores the outcome in the row [`take_key!`] inserted.
+macro_rules! fill_key {
+    ($conn:ident, $idem:expr, $outcome:expr) => {
+        async {
+            let idem: &Idempotency = $idem;
+            let response = serde_json::to_string($outcome)
+                .map_err(|e| StoreError::InvalidRequest(format!("outcome: {e}")))?;
+            sqlx::query(
+                "UPDATE idempotency_keys SET response = $1 WHERE principal = $2 AND key = $3",
+            )
+            .bind(response)
+            .bind(idem.principal.clone())
+            .bind(idem.key.clone())
+            .execute(&mut *$conn)
+            .await?;
+            Ok::<(), StoreError>(())
+        }
+        .await
+    };
+}
+
 /// The outcome stored under `idem`, or `None`; a key stored for another request is
 /// [`QueueRefusal::IdempotencyKeyReused`].
 macro_rules! stored_outcome {
@@ -563,6 +619,7 @@ macro_rules! stored_outcome {
             .await?;
             match row {
                 None => Ok::<Option<$t>, StoreError>(None),
+                Some((_, response)) if response.is_empty() => Ok(None),
                 Some((hash, _)) if hash != idem.request_hash => {
                     Err(StoreError::Queue(QueueRefusal::IdempotencyKeyReused))
                 }
@@ -708,7 +765,7 @@ impl Store {
             let mut tx = pool.begin_with(self.begin_sql()).await?;
             let step: Result<Step<Applied<Idempotent<QueueItem>>>, StoreError> = async {
                 if let Some(idem) = idem
-                    && let Some(stored) = stored_outcome!(tx, idem, QueueItem)?
+                    && let Some(stored) = take_key!(tx, idem, QueueItem, &now_db)?
                 {
                     return Ok(Step::Rollback(Applied::Done(Idempotent { value: stored, replayed: true })));
                 }
@@ -739,10 +796,8 @@ impl Store {
                     },
                     now,
                 );
-                if let Some(idem) = idem
-                    && !store_outcome!(tx, idem, &value, &now_db)?
-                {
-                    return Ok(Step::Rollback(Applied::Retry));
+                if let Some(idem) = idem {
+                    fill_key!(tx, idem, &value)?;
                 }
                 Ok(Step::Commit(Applied::Done(Idempotent { value, replayed: false })))
             }
@@ -796,7 +851,7 @@ impl Store {
             let mut tx = pool.begin_with(self.begin_sql()).await?;
             let step: Result<Step<Applied<Idempotent<Vec<QueueItem>>>>, StoreError> = async {
                 if let Some(idem) = idem
-                    && let Some(stored) = stored_outcome!(tx, idem, Vec<QueueItem>)?
+                    && let Some(stored) = take_key!(tx, idem, Vec<QueueItem>, &now_db)?
                 {
                     return Ok(Step::Rollback(Applied::Done(Idempotent { value: stored, replayed: true })));
                 }
@@ -830,10 +885,8 @@ impl Store {
                         now,
                     ));
                 }
-                if let Some(idem) = idem
-                    && !store_outcome!(tx, idem, &claimed, &now_db)?
-                {
-                    return Ok(Step::Rollback(Applied::Retry));
+                if let Some(idem) = idem {
+                    fill_key!(tx, idem, &claimed)?;
                 }
                 Ok(Step::Commit(Applied::Done(Idempotent { value: claimed, replayed: false })))
             }

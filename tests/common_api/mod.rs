@@ -142,7 +142,11 @@ impl Api {
             svc: Service { app, dir },
             clock,
             base,
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            // A fresh connection per request: a pooled one the server has just closed
+            // (after refusing a request without reading its body) fails spuriously.
+            client: Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(0)
+                .build_http(),
             pg,
         }
     }
