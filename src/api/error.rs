@@ -220,6 +220,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             }
             &raw
         };
+        // serde reads a struct from a JSON array too; the API's bodies are objects.
+        if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(match serde_json::from_slice::<serde_json::Value>(text) {
+                Ok(_) => ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_body",
+                    "the body must be a JSON object",
+                ),
+                Err(e) => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed_json",
+                    format!("the body is not valid JSON: {e}"),
+                ),
+            });
+        }
         let de = &mut serde_json::Deserializer::from_slice(text);
         match serde_path_to_error::deserialize::<_, T>(de) {
             Ok(value) => Ok(JsonBody { value, raw }),

@@ -72,6 +72,9 @@ fn bounded(field: &str, v: &str, max: usize) -> Result<String, ApiError> {
     if v.is_empty() {
         return Err(ApiError::field(field, "must not be empty"));
     }
+    if v.contains('\0') {
+        return Err(ApiError::field(field, "must not contain NUL characters"));
+    }
     if v.chars().count() > max {
         return Err(ApiError::field(field, format!("at most {max} characters")));
     }

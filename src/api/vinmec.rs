@@ -272,7 +272,7 @@ fn lease(s: &ApiState, seconds: Option<u64>) -> Result<Duration, ApiError> {
 }
 
 /// A required free-text field: trimmed, not empty, at most [`MAX_TEXT_CHARS`].
-fn text(field: &str, value: &str) -> Result<String, ApiError> {
+pub fn text(field: &str, value: &str) -> Result<String, ApiError> {
     let v = value.trim();
     if v.is_empty() {
         return Err(ApiError::field(field, "must not be empty"));
@@ -280,8 +280,11 @@ fn text(field: &str, value: &str) -> Result<String, ApiError> {
     optional_text(field, v)
 }
 
-fn optional_text(field: &str, value: &str) -> Result<String, ApiError> {
+pub fn optional_text(field: &str, value: &str) -> Result<String, ApiError> {
     let v = value.trim();
+    if v.contains('\0') {
+        return Err(ApiError::field(field, "must not contain NUL characters"));
+    }
     if v.chars().count() > MAX_TEXT_CHARS {
         return Err(ApiError::field(
             field,
