@@ -8,12 +8,12 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::api::{self, Clock, SystemClock};
 use crate::call::actions::{self, ProgramActions};
 use crate::call::ports::RtpPorts;
 use crate::call::router::SharedDialplans;
 use crate::call::{CallContext, CallLog, router};
 use crate::config::Settings;
-use crate::api::{self, Clock, SystemClock};
 use crate::ivr::{self, CompileContext, DialplanError, Dialplans};
 use crate::media::{PromptCache, PromptError};
 use crate::sip::transport::{self, Census, SipHandle};

@@ -260,7 +260,10 @@ impl Settings {
             return invalid("api.lease", "must be > 0 and not above api.max_lease");
         }
         if self.api.live_ticket_ttl.is_zero() || self.api.live_refresh.is_zero() {
-            return invalid("api.live_ticket_ttl", "api.live_ticket_ttl and api.live_refresh must be > 0");
+            return invalid(
+                "api.live_ticket_ttl",
+                "api.live_ticket_ttl and api.live_refresh must be > 0",
+            );
         }
         if let Err(e) = self.program.validate() {
             return Err(ConfigError::Invalid {

@@ -103,9 +103,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Reload { token } => {
-            let token = token.context(
-                "`tongdai reload` needs an admin API token: --token or TONGDAI_TOKEN",
-            )?;
+            let token = token
+                .context("`tongdai reload` needs an admin API token: --token or TONGDAI_TOKEN")?;
             let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
             let answer = runtime.block_on(post_reload(settings.http.listen, &token))?;
             println!("{answer}");

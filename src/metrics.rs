@@ -328,7 +328,12 @@ mod tests {
     use super::*;
 
     fn record(status: Option<u16>, digits: &str, rfc4733: u32) -> CallRecord {
-        let mut r = CallRecord::new("c1".into(), 1, Some("0903123678".into()), Some("9090".into()));
+        let mut r = CallRecord::new(
+            "c1".into(),
+            1,
+            Some("0903123678".into()),
+            Some("9090".into()),
+        );
         r.final_status = status;
         r.digits = digits.into();
         r.dtmf_digits = rfc4733;

@@ -34,8 +34,14 @@ async fn the_cap_is_shared_by_fanpage_and_phone(db: Db) {
     // cap - 1 through the API.
     api.fanpage("0912000001").await;
     api.fanpage("0912000002").await;
-    let cap = api.get("/api/v1/supervisor/registrations", "supervisor").await.json();
-    assert_eq!((cap["used"].as_u64(), cap["left"].as_u64()), (Some(2), Some(1)));
+    let cap = api
+        .get("/api/v1/supervisor/registrations", "supervisor")
+        .await
+        .json();
+    assert_eq!(
+        (cap["used"].as_u64(), cap["left"].as_u64()),
+        (Some(2), Some(1))
+    );
 
     // The last place by phone: 1 (register), 2 (diagnostic imaging), 1 (confirm).
     let out = common::repo()
@@ -60,7 +66,10 @@ async fn the_cap_is_shared_by_fanpage_and_phone(db: Db) {
     assert!(run.ok(), "{}", run.explain());
     let calls = api.svc.wait_calls(1).await;
     let ids = prompt_ids(&calls[0]);
-    assert!(ids.contains(&"reg_success"), "the caller took the last place: {ids:?}");
+    assert!(
+        ids.contains(&"reg_success"),
+        "the caller took the last place: {ids:?}"
+    );
 
     // The API now gets cap_full, and the supervisors see the cap used up by channel.
     let r = api
@@ -72,7 +81,10 @@ async fn the_cap_is_shared_by_fanpage_and_phone(db: Db) {
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{r:?}");
     assert_eq!(r.error().0, "cap_full");
-    let cap = api.get("/api/v1/supervisor/registrations", "supervisor").await.json();
+    let cap = api
+        .get("/api/v1/supervisor/registrations", "supervisor")
+        .await
+        .json();
     assert_eq!(cap["cap"], 3);
     assert_eq!(cap["used"], 3);
     assert_eq!(cap["left"], 0);
@@ -80,7 +92,10 @@ async fn the_cap_is_shared_by_fanpage_and_phone(db: Db) {
     assert_eq!(cap["by_channel"]["hotline"], 1);
     assert_eq!(cap["by_status"]["registered"], 3);
     // The phone registration is in Vinmec's queue like the others, number in full.
-    let q = api.get("/api/v1/vinmec/queue?channel=hotline", "vinmec").await.json();
+    let q = api
+        .get("/api/v1/vinmec/queue?channel=hotline", "vinmec")
+        .await
+        .json();
     assert_eq!(q["total"], 1);
     assert_eq!(q["items"][0]["msisdn_national"], CALLER);
     assert_eq!(q["items"][0]["specialty"], 2);

@@ -25,7 +25,10 @@ fn token_new_prints_a_token_and_a_config_entry_that_loads() {
     let entry = &text[text.find("[[api.tokens]]").expect("entry")..];
     assert!(entry.contains("name = \"lan\"") && entry.contains("role = \"vinmec\""));
     assert!(entry.contains(&tongdai::api::hash_token(token)), "{text}");
-    assert!(!entry.contains(token), "the file gets the hash, not the token");
+    assert!(
+        !entry.contains(token),
+        "the file gets the hash, not the token"
+    );
 
     let dir = tempfile::tempdir().expect("tmp");
     let file = dir.path().join("tokens.toml");
@@ -44,11 +47,21 @@ fn token_new_prints_a_token_and_a_config_entry_that_loads() {
         .expect("run");
     assert!(!out.status.success());
     // A bad hash in the configuration is named.
-    std::fs::write(&file, "[[api.tokens]]\nname = \"x\"\nrole = \"admin\"\nsha256 = \"abc\"\n")
-        .expect("write");
-    let out = tongdai().args(["check", "--config"]).arg(&file).output().expect("run");
+    std::fs::write(
+        &file,
+        "[[api.tokens]]\nname = \"x\"\nrole = \"admin\"\nsha256 = \"abc\"\n",
+    )
+    .expect("write");
+    let out = tongdai()
+        .args(["check", "--config"])
+        .arg(&file)
+        .output()
+        .expect("run");
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("api.tokens.sha256"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("api.tokens.sha256"),
+        "{out:?}"
+    );
 }
 
 #[test]

@@ -19,7 +19,11 @@ const CALLS: usize = 3;
 async fn live_page_shows_calls_as_they_happen() {
     // The bundled dialplans plus the benchmark's long-call plan (9099 keeps prompting).
     let plans = tempfile::tempdir().expect("tmp");
-    for f in ["dialplans/9090.toml", "dialplans/demo.toml", "benches/load/bench_long.toml"] {
+    for f in [
+        "dialplans/9090.toml",
+        "dialplans/demo.toml",
+        "benches/load/bench_long.toml",
+    ] {
         let src = repo().join(f);
         let name = src.file_name().expect("name").to_owned();
         std::fs::copy(&src, plans.path().join(name)).expect("copy plan");
@@ -48,9 +52,24 @@ async fn live_page_shows_calls_as_they_happen() {
     let sipp = tokio::process::Command::new("sipp")
         .arg("-sf")
         .arg(&scenario_path)
-        .args(["-s", "9099", "-i", "127.0.0.1", "-p", &free_port().to_string()])
-        .args(["-mp", &free_port_pair().to_string(), "-set", "probe_port", &probe])
-        .args(["-m", "3", "-l", "3", "-r", "10", "-nostdin", "-timeout", "60s"])
+        .args([
+            "-s",
+            "9099",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &free_port().to_string(),
+        ])
+        .args([
+            "-mp",
+            &free_port_pair().to_string(),
+            "-set",
+            "probe_port",
+            &probe,
+        ])
+        .args([
+            "-m", "3", "-l", "3", "-r", "10", "-nostdin", "-timeout", "60s",
+        ])
         .arg(svc.sip_addr().to_string())
         .current_dir(&out)
         .stdout(Stdio::null())
@@ -92,7 +111,11 @@ async fn live_page_shows_calls_as_they_happen() {
         .unwrap_or_else(|| panic!("no result from the browser:\n{stdout}\n{stderr}"));
     assert!(node.status.success(), "{seen}\n{stderr}");
     let sipp = sipp.wait_with_output().await.expect("sipp ends");
-    assert!(sipp.status.success(), "sipp: {}", String::from_utf8_lossy(&sipp.stderr));
+    assert!(
+        sipp.status.success(),
+        "sipp: {}",
+        String::from_utf8_lossy(&sipp.stderr)
+    );
 
     assert_eq!(seen["active_count"], CALLS, "{seen}");
     let rows = seen["rows"].as_array().expect("rows");
@@ -111,7 +134,10 @@ async fn live_page_shows_calls_as_they_happen() {
     assert_eq!(seen["wrong_token_message"], "Mã truy cập không đúng.");
     // The page shows Hanoi time although the browser runs in Paris.
     let clock = seen["clock"].as_str().unwrap_or("");
-    let hms: Vec<i64> = clock.split(':').filter_map(|p| p.trim().parse().ok()).collect();
+    let hms: Vec<i64> = clock
+        .split(':')
+        .filter_map(|p| p.trim().parse().ok())
+        .collect();
     assert_eq!(hms.len(), 3, "{clock}");
     let hanoi = jiff::Timestamp::now().to_zoned_datetime(
         jiff::tz::TimeZoneDatabase::bundled()
@@ -119,9 +145,13 @@ async fn live_page_shows_calls_as_they_happen() {
             .expect("tz"),
     );
     let shown = hms[0] * 3600 + hms[1] * 60 + hms[2];
-    let now = i64::from(hanoi.hour()) * 3600 + i64::from(hanoi.minute()) * 60 + i64::from(hanoi.second());
+    let now =
+        i64::from(hanoi.hour()) * 3600 + i64::from(hanoi.minute()) * 60 + i64::from(hanoi.second());
     let diff = (now - shown).rem_euclid(86_400);
-    assert!(diff < 180 || diff > 86_400 - 180, "clock {clock} vs Hanoi {hanoi}");
+    assert!(
+        !(180..=86_400 - 180).contains(&diff),
+        "clock {clock} vs Hanoi {hanoi}"
+    );
     assert_eq!(seen["title_vi"], "Tổng đài 9090 — Giám sát trực tiếp");
     assert_eq!(seen["title_en"], "9090 hotline — live view");
     assert_eq!(seen["header_en"][0], "Direction");
@@ -131,10 +161,16 @@ async fn live_page_shows_calls_as_they_happen() {
     assert_eq!(seen["cpm_bars"], 60);
     let drawn = seen["dispositions_drawn"].as_array().expect("bars");
     assert!(
-        drawn.iter().any(|d| d[0] == "answered" && d[1].as_f64() > Some(0.0)),
+        drawn
+            .iter()
+            .any(|d| d[0] == "answered" && d[1].as_f64() > Some(0.0)),
         "{seen}"
     );
-    assert_eq!(seen["page_errors"].as_array().map(Vec::len), Some(0), "{seen}");
+    assert_eq!(
+        seen["page_errors"].as_array().map(Vec::len),
+        Some(0),
+        "{seen}"
+    );
     assert!(shot.exists(), "screenshot at {}", shot.display());
     svc.app.shutdown().await;
 }

@@ -44,10 +44,16 @@ fn every_route_is_documented_and_every_documented_operation_is_routed() {
                 if let Access::Roles { roles, .. } = route.access {
                     let desc = op["description"].as_str().unwrap_or("");
                     for role in roles {
-                        assert!(desc.contains(role.as_str()), "{method} {path} names role {role}");
+                        assert!(
+                            desc.contains(role.as_str()),
+                            "{method} {path} names role {role}"
+                        );
                     }
                     for code in ["401", "403"] {
-                        assert!(op["responses"][code].is_object(), "{method} {path} documents {code}");
+                        assert!(
+                            op["responses"][code].is_object(),
+                            "{method} {path} documents {code}"
+                        );
                     }
                 }
             }
@@ -59,13 +65,22 @@ fn every_route_is_documented_and_every_documented_operation_is_routed() {
         .collect();
     let undocumented: Vec<_> = served.difference(&documented).collect();
     let unrouted: Vec<_> = documented.difference(&served).collect();
-    assert!(undocumented.is_empty(), "routes missing from openapi.json: {undocumented:?}");
-    assert!(unrouted.is_empty(), "documented but not routed: {unrouted:?}");
+    assert!(
+        undocumented.is_empty(),
+        "routes missing from openapi.json: {undocumented:?}"
+    );
+    assert!(
+        unrouted.is_empty(),
+        "documented but not routed: {unrouted:?}"
+    );
     // Every $ref resolves.
     let text = OPENAPI_JSON;
     for piece in text.split("\"$ref\": \"#/components/schemas/").skip(1) {
         let name = piece.split('"').next().unwrap_or("");
-        assert!(doc["components"]["schemas"][name].is_object(), "$ref {name}");
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "$ref {name}"
+        );
     }
 }
 
@@ -74,10 +89,12 @@ fn schemathesis() -> PathBuf {
     if let Ok(p) = std::env::var("TONGDAI_SCHEMATHESIS") {
         return PathBuf::from(p);
     }
-    let base = std::env::var("TONGDAI_TEST_DEPS").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-            .join(".cache/tongdai-test-deps")
-    });
+    let base = std::env::var("TONGDAI_TEST_DEPS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+                .join(".cache/tongdai-test-deps")
+        });
     base.join("venv/bin/schemathesis")
 }
 
@@ -124,7 +141,10 @@ async fn schemathesis_finds_the_service_true_to_its_document() {
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
     std::fs::write(out.join("stdout.log"), stdout.as_bytes()).expect("log");
-    assert!(run.status.success(), "schemathesis failed:\n{stdout}\n{stderr}");
+    assert!(
+        run.status.success(),
+        "schemathesis failed:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("passed"), "{stdout}");
     api.stop().await;
 }

@@ -35,7 +35,12 @@ async fn every_route_admits_exactly_its_roles(db: Db) {
                 route.method
             ),
             Access::Roles { .. } => {
-                assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{} {path}", route.method);
+                assert_eq!(
+                    r.status,
+                    StatusCode::UNAUTHORIZED,
+                    "{} {path}",
+                    route.method
+                );
                 assert_eq!(r.error().0, "unauthorized");
                 assert!(r.headers.contains_key("www-authenticate"));
                 // An unknown token.
@@ -48,7 +53,12 @@ async fn every_route_admits_exactly_its_roles(db: Db) {
                         &[("authorization", "Bearer td_not_a_token")],
                     )
                     .await;
-                assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{} {path}", route.method);
+                assert_eq!(
+                    r.status,
+                    StatusCode::UNAUTHORIZED,
+                    "{} {path}",
+                    route.method
+                );
             }
         }
         for (name, role) in PRINCIPALS {
@@ -81,11 +91,23 @@ async fn every_route_admits_exactly_its_roles(db: Db) {
     assert_eq!(checked, table.len() * PRINCIPALS.len());
     // Specific promises of the issue.
     let r = api.get("/api/v1/supervisor/calls/recent", "vinmec").await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN, "Vinmec cannot read call records");
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "Vinmec cannot read call records"
+    );
     let r = api
-        .post(&format!("/api/v1/vinmec/queue/{id}/cancel"), "supervisor", r#"{"reason":"x"}"#)
+        .post(
+            &format!("/api/v1/vinmec/queue/{id}/cancel"),
+            "supervisor",
+            r#"{"reason":"x"}"#,
+        )
         .await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN, "a supervisor changes nothing");
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "a supervisor changes nothing"
+    );
     let r = api.post("/reload", "vinmec", "{}").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "reload is admin-only");
     let r = api.post("/reload", "admin", "").await;
@@ -96,9 +118,18 @@ async fn every_route_admits_exactly_its_roles(db: Db) {
     assert_eq!(r.json()["role"], "vinmec");
     // Unknown routes and methods answer JSON too.
     let r = api.get("/api/v1/nope", "admin").await;
-    assert_eq!((r.status, r.error().0.as_str()), (StatusCode::NOT_FOUND, "not_found"));
+    assert_eq!(
+        (r.status, r.error().0.as_str()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
     let r = api
-        .request(Method::DELETE, "/api/v1/vinmec/queue", Some("admin"), None, &[])
+        .request(
+            Method::DELETE,
+            "/api/v1/vinmec/queue",
+            Some("admin"),
+            None,
+            &[],
+        )
         .await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{r:?}");
     assert_eq!(r.error().0, "method_not_allowed");
@@ -110,10 +141,8 @@ async fn without_tokens_the_api_answers_401_and_says_how_to_add_one() {
     let dir = tempfile::tempdir().expect("tmp");
     let svc = common::Service::start_in(dir, "").await;
     let base = format!("http://{}", svc.app.http_addr);
-    let client = hyper_util::client::legacy::Client::builder(
-        hyper_util::rt::TokioExecutor::new(),
-    )
-    .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
     let get = |path: &str, auth: Option<String>| {
         let mut req = hyper::Request::get(format!("{base}{path}"));
         if let Some(a) = auth {
@@ -123,12 +152,17 @@ async fn without_tokens_the_api_answers_401_and_says_how_to_add_one() {
     };
     use http_body_util::BodyExt;
     for auth in [None, Some(format!("Bearer {}", token("admin")))] {
-        let r = get("/api/v1/supervisor/snapshot", auth).await.expect("http");
+        let r = get("/api/v1/supervisor/snapshot", auth)
+            .await
+            .expect("http");
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         let body = r.into_body().collect().await.expect("body").to_bytes();
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert!(
-            v["message"].as_str().unwrap_or("").contains("tongdai token new"),
+            v["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("tongdai token new"),
             "{v}"
         );
     }
@@ -164,9 +198,7 @@ async fn metrics_report_registrations_queue_and_calls(db: Db) {
     .await;
     assert!(run.ok(), "{}", run.explain());
     api.svc.wait_calls(1).await;
-    let r = api
-        .request(Method::GET, "/metrics", None, None, &[])
-        .await;
+    let r = api.request(Method::GET, "/metrics", None, None, &[]).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(
         r.headers["content-type"]

@@ -92,11 +92,17 @@ async fn reload_swaps_dialplans_without_touching_calls_in_progress() {
     // Through the CLI, as an operator would (POST /reload on http.listen).
     let http = svc.app.http_addr.to_string();
     // Without the token the service refuses.
-    let (ok, out) = tongdai(&["reload", "--token", "td_wrong"], &[("TONGDAI__HTTP__LISTEN", http.as_str())]);
+    let (ok, out) = tongdai(
+        &["reload", "--token", "td_wrong"],
+        &[("TONGDAI__HTTP__LISTEN", http.as_str())],
+    );
     assert!(!ok && out.contains("unauthorized"), "{out}");
     let (ok, out) = tongdai(
         &["reload"],
-        &[("TONGDAI__HTTP__LISTEN", http.as_str()), ("TONGDAI_TOKEN", ADMIN_TOKEN)],
+        &[
+            ("TONGDAI__HTTP__LISTEN", http.as_str()),
+            ("TONGDAI_TOKEN", ADMIN_TOKEN),
+        ],
     );
     assert!(ok, "{out}");
     assert!(out.contains("\"reloaded\":2"), "{out}");
@@ -143,7 +149,10 @@ async fn reload_swaps_dialplans_without_touching_calls_in_progress() {
     assert!(err.to_string().contains("demo.toml"), "{err}");
     let (ok, out) = tongdai(
         &["reload"],
-        &[("TONGDAI__HTTP__LISTEN", http.as_str()), ("TONGDAI_TOKEN", ADMIN_TOKEN)],
+        &[
+            ("TONGDAI__HTTP__LISTEN", http.as_str()),
+            ("TONGDAI_TOKEN", ADMIN_TOKEN),
+        ],
     );
     assert!(!ok && out.contains("demo.toml"), "{out}");
     let run = sipp(

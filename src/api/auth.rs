@@ -167,7 +167,11 @@ mod tests {
                 role: Role::Vinmec
             })
         );
-        assert_eq!(tokens.lookup(&hash_token(&token)), None, "the hash is not a token");
+        assert_eq!(
+            tokens.lookup(&hash_token(&token)),
+            None,
+            "the hash is not a token"
+        );
         assert_eq!(tokens.lookup("td_00"), None);
         // The digest of a known input, so configs written elsewhere agree.
         assert_eq!(

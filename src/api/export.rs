@@ -109,7 +109,9 @@ fn safe(text: &str) -> String {
 }
 
 fn local(t: Timestamp, cfg: &ProgramConfig) -> String {
-    t.to_zoned_datetime(zone(cfg)).strftime("%d/%m/%Y %H:%M").to_string()
+    t.to_zoned_datetime(zone(cfg))
+        .strftime("%d/%m/%Y %H:%M")
+        .to_string()
 }
 
 fn specialty(code: Option<u8>, cfg: &ProgramConfig) -> String {
@@ -204,7 +206,10 @@ pub async fn registrations_csv(
         }
         w.flush().map_err(ApiError::internal)?;
     }
-    let day = now.to_zoned_datetime(zone(&s.program)).strftime("%Y%m%d").to_string();
+    let day = now
+        .to_zoned_datetime(zone(&s.program))
+        .strftime("%Y%m%d")
+        .to_string();
     let disposition = format!("attachment; filename=\"dang-ky-vinmec-{day}.csv\"");
     Ok((
         [

@@ -164,9 +164,8 @@ pub async fn intake(
             "registration_closed",
             &format!("registration closed on {}", s.program.registration_end),
         )),
-        RegisterOutcome::NotEligible(e) => Err(conflict(
-            "not_eligible",
-            &format!("not eligible: {e:?}"),
-        )),
+        RegisterOutcome::NotEligible(e) => {
+            Err(conflict("not_eligible", &format!("not eligible: {e:?}")))
+        }
     }
 }

@@ -201,7 +201,12 @@ fn table(settings: &ApiSettings) -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
         r(M::POST, "/reload", roles(ADMIN), post(reload)),
         r(M::GET, "/api/v1/whoami", roles(ANY), get(whoami)),
         // Vinmec HP's scheduling queue.
-        r(M::GET, "/api/v1/vinmec/queue", roles(VINMEC), get(vinmec::list)),
+        r(
+            M::GET,
+            "/api/v1/vinmec/queue",
+            roles(VINMEC),
+            get(vinmec::list),
+        ),
         r(
             M::POST,
             "/api/v1/vinmec/queue/claim",
@@ -399,7 +404,9 @@ async fn authorize(
         Some(token) => match state.tokens.lookup(&token) {
             Some(c) => c.clone(),
             None if state.tokens.is_empty() => return no_tokens(),
-            None => return ApiError::unauthorized("unknown or malformed bearer token").into_response(),
+            None => {
+                return ApiError::unauthorized("unknown or malformed bearer token").into_response();
+            }
         },
         None => {
             let t = ticket
@@ -460,7 +467,9 @@ async fn count_request(State(state): State<ApiState>, req: Request, next: Next) 
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let response = next.run(req).await;
-    state.metrics.http_request(&route, response.status().as_u16());
+    state
+        .metrics
+        .http_request(&route, response.status().as_u16());
     response
 }
 
@@ -473,7 +482,9 @@ pub fn zone(cfg: &ProgramConfig) -> TimeZone {
 
 /// `YYYY-MM-DD HH:MM` in the program's zone.
 pub fn local_text(t: Timestamp, cfg: &ProgramConfig) -> String {
-    t.to_zoned_datetime(zone(cfg)).strftime("%Y-%m-%d %H:%M").to_string()
+    t.to_zoned_datetime(zone(cfg))
+        .strftime("%Y-%m-%d %H:%M")
+        .to_string()
 }
 
 /// `+84903123678` → `0903123678` (how Vietnamese staff dial and read numbers).

@@ -8,10 +8,10 @@
 use std::time::Duration;
 
 use axum::Extension;
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use jiff::Timestamp;
 use jiff::civil::{Date, Time};
 use serde::{Deserialize, Serialize};
@@ -22,8 +22,8 @@ use super::error::{ApiError, ApiPath, ApiQuery, JsonBody};
 use super::{ApiState, local_text, national};
 use crate::program::{self, Channel, ProgramConfig, Status, Window};
 use crate::store::{
-    AppointmentMethod, Booking, Idempotency, Idempotent, MAX_TEXT_CHARS, QueueAction,
-    QueueFilter, QueueItem, QueueStatus, RegistrationEvent,
+    AppointmentMethod, Booking, Idempotency, Idempotent, MAX_TEXT_CHARS, QueueAction, QueueFilter,
+    QueueItem, QueueStatus, RegistrationEvent,
 };
 
 /// Header a client sets to make a change safe to retry.
@@ -408,10 +408,7 @@ pub fn validate_booking(
             ));
         }
         (AppointmentMethod::Phone, Some(_)) => {
-            return Err(ApiError::field(
-                "video_reason",
-                "only for method video",
-            ));
+            return Err(ApiError::field("video_reason", "only for method video"));
         }
         _ => {}
     }
@@ -431,7 +428,9 @@ pub fn validate_booking(
         .to_zoned_datetime(tz.clone())
         .map_err(|e| ApiError::field("time", e.to_string()))?;
     let end = start
-        .checked_add(jiff::SignedDuration::from_mins(i64::from(b.duration_minutes)))
+        .checked_add(jiff::SignedDuration::from_mins(i64::from(
+            b.duration_minutes,
+        )))
         .map_err(|e| ApiError::field("duration_minutes", e.to_string()))?;
     // The end instant itself may be midnight after the last day.
     let last_minute = end
@@ -559,7 +558,13 @@ mod tests {
     use super::*;
     use jiff::civil::{date, time};
 
-    fn fields(d: Date, t: Time, method: AppointmentMethod, reason: Option<&str>, min: u32) -> BookBodyFields {
+    fn fields(
+        d: Date,
+        t: Time,
+        method: AppointmentMethod,
+        reason: Option<&str>,
+        min: u32,
+    ) -> BookBodyFields {
         BookBodyFields {
             date: d,
             time: t,
@@ -581,7 +586,13 @@ mod tests {
         let cfg = ProgramConfig::default();
         let now: Timestamp = "2021-11-27T03:00:00Z".parse().expect("ts");
         let ok = validate_booking(
-            &fields(date(2021, 11, 29), time(9, 0, 0, 0), AppointmentMethod::Phone, None, 30),
+            &fields(
+                date(2021, 11, 29),
+                time(9, 0, 0, 0),
+                AppointmentMethod::Phone,
+                None,
+                30,
+            ),
             &cfg,
             now,
         )
@@ -590,16 +601,43 @@ mod tests {
         assert_eq!(ok.at.to_string(), "2021-11-29T02:00:00Z");
         use AppointmentMethod::{Phone, Video};
         let cases: &[(BookBodyFields, &str)] = &[
-            (fields(date(2021, 11, 29), time(9, 0, 0, 0), Phone, None, 31), "duration_minutes"),
-            (fields(date(2021, 11, 29), time(9, 0, 0, 0), Phone, None, 0), "duration_minutes"),
-            (fields(date(2021, 11, 29), time(9, 0, 0, 0), Video, None, 20), "video_reason"),
-            (fields(date(2021, 11, 29), time(9, 0, 0, 0), Video, Some("  "), 20), "video_reason"),
-            (fields(date(2021, 11, 29), time(9, 0, 0, 0), Phone, Some("x"), 20), "video_reason"),
-            (fields(date(2021, 12, 31), time(9, 0, 0, 0), Phone, None, 20), "date"),
-            (fields(date(2021, 11, 25), time(9, 0, 0, 0), Phone, None, 20), "date"),
-            (fields(date(2021, 12, 30), time(23, 45, 0, 0), Phone, None, 30), "time"),
+            (
+                fields(date(2021, 11, 29), time(9, 0, 0, 0), Phone, None, 31),
+                "duration_minutes",
+            ),
+            (
+                fields(date(2021, 11, 29), time(9, 0, 0, 0), Phone, None, 0),
+                "duration_minutes",
+            ),
+            (
+                fields(date(2021, 11, 29), time(9, 0, 0, 0), Video, None, 20),
+                "video_reason",
+            ),
+            (
+                fields(date(2021, 11, 29), time(9, 0, 0, 0), Video, Some("  "), 20),
+                "video_reason",
+            ),
+            (
+                fields(date(2021, 11, 29), time(9, 0, 0, 0), Phone, Some("x"), 20),
+                "video_reason",
+            ),
+            (
+                fields(date(2021, 12, 31), time(9, 0, 0, 0), Phone, None, 20),
+                "date",
+            ),
+            (
+                fields(date(2021, 11, 25), time(9, 0, 0, 0), Phone, None, 20),
+                "date",
+            ),
+            (
+                fields(date(2021, 12, 30), time(23, 45, 0, 0), Phone, None, 30),
+                "time",
+            ),
             // 09:00 local on the 27th is 02:00 UTC, before `now`.
-            (fields(date(2021, 11, 27), time(9, 0, 0, 0), Phone, None, 30), "date"),
+            (
+                fields(date(2021, 11, 27), time(9, 0, 0, 0), Phone, None, 30),
+                "date",
+            ),
         ];
         for (f, field) in cases {
             assert_eq!(field_of(validate_booking(f, &cfg, now)), *field);
@@ -607,7 +645,13 @@ mod tests {
         // Ending exactly at midnight of the last day is inside.
         assert!(
             validate_booking(
-                &fields(date(2021, 12, 30), time(23, 30, 0, 0), Video, Some("cần xem vết thương"), 30),
+                &fields(
+                    date(2021, 12, 30),
+                    time(23, 30, 0, 0),
+                    Video,
+                    Some("cần xem vết thương"),
+                    30
+                ),
                 &cfg,
                 now
             )

@@ -136,7 +136,10 @@ impl Store {
             let n = count(T, n)?;
             *stats.per_minute.entry(minute).or_default() += n;
             *stats.by_disposition.entry(d).or_default() += n;
-            let line = stats.per_line.entry(called.unwrap_or_default()).or_default();
+            let line = stats
+                .per_line
+                .entry(called.unwrap_or_default())
+                .or_default();
             line.total += n;
             *line.by_disposition.entry(d).or_default() += n;
         }

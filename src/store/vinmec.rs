@@ -43,10 +43,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::error::StoreError;
+use super::error::is_retryable;
 use super::types::{RegistrationRaw, VinmecRaw};
 use super::{MAX_ATTEMPTS, Pools, Step, Store, time};
 use crate::program::{self, Channel, Status};
-use super::error::is_retryable;
 use crate::store::{AppointmentMethod, QueueStatus, Registration, VinmecEntry};
 
 /// A registration and its queue entry, as the schedulers see them.
@@ -342,7 +342,10 @@ fn decide(
     };
     let detail = match action {
         QueueAction::Claim { .. } | QueueAction::Renew { .. } => {
-            format!("lease_until={}", entry.lease_until.map(time::to_db).unwrap_or_default())
+            format!(
+                "lease_until={}",
+                entry.lease_until.map(time::to_db).unwrap_or_default()
+            )
         }
         QueueAction::Release => String::new(),
         QueueAction::Prescreen {
@@ -659,7 +662,6 @@ macro_rules! store_outcome {
     };
 }
 
-
 impl Store {
     /// A page of the queue matching `filter`, oldest entry first.
     pub async fn vinmec_queue(
@@ -673,9 +675,8 @@ impl Store {
         let channel = filter.channel.map(Channel::as_str);
         let limit = i64::from(filter.limit.clamp(1, 500));
         let offset = i64::from(filter.offset);
-        let page_sql = format!(
-            "{SELECT_ITEM}{FILTER} ORDER BY q.enqueued_at, q.id LIMIT $6 OFFSET $7"
-        );
+        let page_sql =
+            format!("{SELECT_ITEM}{FILTER} ORDER BY q.enqueued_at, q.id LIMIT $6 OFFSET $7");
         let count_sql = format!(
             "SELECT COUNT(*) FROM vinmec_queue q JOIN registrations r ON r.id = q.registration_id{FILTER}"
         );
@@ -1043,7 +1044,10 @@ mod tests {
         let d = decide(&claim, &held, "lan", ts(NOW)).expect("own claim");
         assert_eq!(d.entry.lease_until, Some(ts("2021-11-27T04:10:00Z")));
         // At the lease's end it is anyone's.
-        assert_eq!(effective(&held.entry, ts("2021-11-27T04:05:00Z")), QueueStatus::Waiting);
+        assert_eq!(
+            effective(&held.entry, ts("2021-11-27T04:05:00Z")),
+            QueueStatus::Waiting
+        );
         let d = decide(&claim, &held, "minh", ts("2021-11-27T04:05:00Z")).expect("expired");
         assert_eq!(d.entry.claimed_by.as_deref(), Some("minh"));
         // The old holder learns that the lease ran out.
@@ -1068,7 +1072,10 @@ mod tests {
             "2021-11-27T04:05:00Z",
         );
         let book = QueueAction::Book(booking());
-        assert_eq!(refusal(decide(&book, &held, "lan", ts(NOW))), "PrescreenRequired");
+        assert_eq!(
+            refusal(decide(&book, &held, "lan", ts(NOW))),
+            "PrescreenRequired"
+        );
         let pre = decide(
             &QueueAction::Prescreen {
                 need: "đau lưng".into(),
@@ -1129,40 +1136,81 @@ mod tests {
         ] {
             let r = refusal(decide(&action, &cancelled, "lan", now));
             assert!(
-                r.starts_with("WrongState") || r.starts_with("InvalidTransition")
+                r.starts_with("WrongState")
+                    || r.starts_with("InvalidTransition")
                     || r.starts_with("LeaseNotHeld"),
                 "{action:?}: {r}"
             );
         }
         // A consulted customer cannot be cancelled; a booked one can.
         assert!(
-            refusal(decide(&QueueAction::Cancel { reason: "x".into() }, &done, "lan", now))
-                .starts_with("InvalidTransition")
+            refusal(decide(
+                &QueueAction::Cancel { reason: "x".into() },
+                &done,
+                "lan",
+                now
+            ))
+            .starts_with("InvalidTransition")
         );
-        let d = decide(&QueueAction::Cancel { reason: "đổi ý".into() }, &booked, "lan", now)
-            .expect("cancel");
-        assert_eq!((d.to, d.entry.status), (Status::Cancelled, QueueStatus::Cancelled));
+        let d = decide(
+            &QueueAction::Cancel {
+                reason: "đổi ý".into(),
+            },
+            &booked,
+            "lan",
+            now,
+        )
+        .expect("cancel");
+        assert_eq!(
+            (d.to, d.entry.status),
+            (Status::Cancelled, QueueStatus::Cancelled)
+        );
         // Not while another scheduler is on the phone with the customer.
         assert!(
-            refusal(decide(&QueueAction::Cancel { reason: "x".into() }, &held, "minh", now))
-                .starts_with("LeaseHeld")
+            refusal(decide(
+                &QueueAction::Cancel { reason: "x".into() },
+                &held,
+                "minh",
+                now
+            ))
+            .starts_with("LeaseHeld")
         );
         // A missed appointment: booked → unreachable without a lease, back to waiting.
-        let d = decide(&QueueAction::Unreachable { note: "không nghe máy".into() }, &booked, "lan", now)
-            .expect("missed");
-        assert_eq!((d.to, d.entry.status), (Status::Unreachable, QueueStatus::Waiting));
+        let d = decide(
+            &QueueAction::Unreachable {
+                note: "không nghe máy".into(),
+            },
+            &booked,
+            "lan",
+            now,
+        )
+        .expect("missed");
+        assert_eq!(
+            (d.to, d.entry.status),
+            (Status::Unreachable, QueueStatus::Waiting)
+        );
         assert_eq!(d.entry.unreachable_count, 1);
         // A first call needs the lease.
         let waiting = item(Status::SentToVinmec, QueueStatus::Waiting);
         assert!(
-            refusal(decide(&QueueAction::Unreachable { note: String::new() }, &waiting, "lan", now))
-                .starts_with("LeaseNotHeld")
+            refusal(decide(
+                &QueueAction::Unreachable {
+                    note: String::new()
+                },
+                &waiting,
+                "lan",
+                now
+            ))
+            .starts_with("LeaseNotHeld")
         );
         // Prescreening a booked registration is not a thing.
         let booked_held = claimed(booked.clone(), "lan", "2021-11-27T05:00:00Z");
         assert!(
             refusal(decide(
-                &QueueAction::Prescreen { need: "x".into(), routed_specialty: 1 },
+                &QueueAction::Prescreen {
+                    need: "x".into(),
+                    routed_specialty: 1
+                },
                 &booked_held,
                 "lan",
                 now
@@ -1171,8 +1219,13 @@ mod tests {
         );
         // Done entries are not claimable.
         assert!(
-            refusal(decide(&QueueAction::Claim { lease: LEASE }, &booked, "lan", now))
-                .starts_with("WrongState")
+            refusal(decide(
+                &QueueAction::Claim { lease: LEASE },
+                &booked,
+                "lan",
+                now
+            ))
+            .starts_with("WrongState")
         );
     }
 }
