@@ -93,6 +93,17 @@ pub struct ApiSettings {
     /// most how often call changes trigger one).
     #[serde(with = "humantime_serde")]
     pub live_refresh: Duration,
+    /// Where new registrations are pushed (Vinmec's webhook); empty: no push.
+    pub webhook_url: String,
+    /// HMAC-SHA256 key shared with the receiver (set it through
+    /// `TONGDAI__API__WEBHOOK_SECRET` rather than a file).
+    pub webhook_secret: String,
+    /// Longest wait between two delivery attempts of one registration.
+    #[serde(with = "humantime_serde")]
+    pub webhook_max_backoff: Duration,
+    /// How often the outbox is looked at for due deliveries.
+    #[serde(with = "humantime_serde")]
+    pub webhook_poll: Duration,
 }
 
 /// One API token: who it is (logged, recorded as the actor of changes), what it may do,
@@ -258,6 +269,24 @@ impl Settings {
         }
         if self.api.lease.is_zero() || self.api.max_lease < self.api.lease {
             return invalid("api.lease", "must be > 0 and not above api.max_lease");
+        }
+        if !self.api.webhook_url.is_empty() {
+            let url = &self.api.webhook_url;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return invalid("api.webhook_url", "must start with http:// or https://");
+            }
+            if self.api.webhook_secret.len() < 16 {
+                return invalid(
+                    "api.webhook_secret",
+                    "at least 16 characters when api.webhook_url is set",
+                );
+            }
+        }
+        if self.api.webhook_max_backoff.is_zero() || self.api.webhook_poll.is_zero() {
+            return invalid(
+                "api.webhook_poll",
+                "api.webhook_poll and api.webhook_max_backoff must be > 0",
+            );
         }
         if self.api.live_ticket_ttl.is_zero() || self.api.live_refresh.is_zero() {
             return invalid(

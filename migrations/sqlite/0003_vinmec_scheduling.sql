@@ -23,3 +23,24 @@ CREATE TABLE idempotency_keys (
     created_at   TEXT NOT NULL,
     PRIMARY KEY (principal, key)
 );
+
+-- The outbox of the optional Vinmec webhook: one row per registration, written by a
+-- trigger in the registering transaction itself (so no registration is ever missed,
+-- whichever channel took it, and a crash loses nothing). The API's deliverer sends
+-- due rows, at least once, with exponential backoff.
+CREATE TABLE webhook_outbox (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    registration_id INTEGER NOT NULL UNIQUE REFERENCES registrations (id),
+    created_at      TEXT    NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT    NOT NULL,
+    delivered_at    TEXT,
+    last_error      TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX webhook_outbox_due ON webhook_outbox (delivered_at, next_attempt_at);
+
+CREATE TRIGGER registrations_to_webhook_outbox AFTER INSERT ON registrations
+BEGIN
+    INSERT INTO webhook_outbox (registration_id, created_at, next_attempt_at)
+    VALUES (NEW.id, NEW.created_at, NEW.created_at);
+END;

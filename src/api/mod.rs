@@ -33,6 +33,7 @@ pub mod fanpage;
 pub mod live;
 pub mod supervisor;
 pub mod vinmec;
+pub mod webhook;
 
 use std::sync::Arc;
 
@@ -371,6 +372,9 @@ pub async fn serve(listener: tokio::net::TcpListener, state: ApiState) {
     }
     let shutdown = state.shutdown.clone();
     tokio::spawn(live::LiveHub::run(state.clone()));
+    if !state.settings.webhook_url.is_empty() {
+        tokio::spawn(webhook::run(state.clone()));
+    }
     let app = router(state);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

@@ -139,8 +139,8 @@ mod vinmec;
 
 pub use reports::{CallStats, LineStats, QueueStats, RegistrationStats};
 pub use vinmec::{
-    Booking, Idempotency, Idempotent, MAX_TEXT_CHARS, QueueAction, QueueFilter, QueueItem,
-    QueuePage, QueueRefusal,
+    Booking, Idempotency, Idempotent, MAX_TEXT_CHARS, OutboxItem, QueueAction, QueueFilter,
+    QueueItem, QueuePage, QueueRefusal,
 };
 
 /// How a write transaction ends.

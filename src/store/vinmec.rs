@@ -926,6 +926,115 @@ impl Store {
     }
 }
 
+/// A registration waiting in the webhook outbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxItem {
+    pub outbox_id: i64,
+    pub attempts: u32,
+    pub item: QueueItem,
+}
+
+impl Store {
+    /// Outbox rows due for delivery at `now`, oldest first.
+    pub async fn webhook_due(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        let now_db = time::to_db(now);
+        let sql = format!(
+            "SELECT o.id AS o_id, o.attempts AS o_attempts, i.* FROM webhook_outbox o \
+             JOIN ({SELECT_ITEM}) i ON i.r_id = o.registration_id \
+             WHERE o.delivered_at IS NULL AND o.next_attempt_at <= $1 \
+             ORDER BY o.next_attempt_at, o.id LIMIT $2"
+        );
+        let rows: Vec<OutboxRaw> = on_pool!(self, pool => {
+            sqlx::query_as::<_, OutboxRaw>(sqlx::AssertSqlSafe(sql))
+                .bind(&now_db)
+                .bind(i64::from(limit.clamp(1, 100)))
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter()
+            .map(|r| {
+                let (item, _) = r.item.into_item()?;
+                Ok(OutboxItem {
+                    outbox_id: r.o_id,
+                    attempts: u32::try_from(r.o_attempts).unwrap_or(u32::MAX),
+                    item: present(item, now),
+                })
+            })
+            .collect()
+    }
+
+    /// Marks an outbox row delivered.
+    pub async fn webhook_delivered(
+        &self,
+        outbox_id: i64,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let now_db = time::to_db(now);
+        let _guard = self.write_guard().await;
+        with_retry!(async {
+            on_pool!(self, pool => {
+                sqlx::query(
+                    "UPDATE webhook_outbox SET delivered_at = $1, attempts = attempts + 1, \
+                     last_error = '' WHERE id = $2",
+                )
+                .bind(&now_db)
+                .bind(outbox_id)
+                .execute(pool)
+                .await?;
+            });
+            Ok::<(), StoreError>(())
+        })
+    }
+
+    /// Records a failed attempt and when to try again.
+    pub async fn webhook_failed(
+        &self,
+        outbox_id: i64,
+        next_attempt_at: Timestamp,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let next_db = time::to_db(next_attempt_at);
+        let error: String = error.chars().take(500).collect();
+        let _guard = self.write_guard().await;
+        with_retry!(async {
+            on_pool!(self, pool => {
+                sqlx::query(
+                    "UPDATE webhook_outbox SET attempts = attempts + 1, next_attempt_at = $1, \
+                     last_error = $2 WHERE id = $3",
+                )
+                .bind(&next_db)
+                .bind(&error)
+                .bind(outbox_id)
+                .execute(pool)
+                .await?;
+            });
+            Ok::<(), StoreError>(())
+        })
+    }
+
+    /// Registrations not yet delivered to the webhook.
+    pub async fn webhook_pending(&self) -> Result<u64, StoreError> {
+        let n: i64 = on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM webhook_outbox WHERE delivered_at IS NULL")
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct OutboxRaw {
+    o_id: i64,
+    o_attempts: i64,
+    #[sqlx(flatten)]
+    item: ItemRaw,
+}
+
 fn now_from_db(now_db: &str) -> Result<Timestamp, StoreError> {
     time::from_db("vinmec_queue", "updated_at", now_db)
 }

@@ -61,7 +61,7 @@ pub struct Api {
     pub clock: Arc<ManualClock>,
     pub base: String,
     client: Client<HttpConnector, Full<Bytes>>,
-    pg: Option<common_store::TestDb>,
+    pub pg: Option<common_store::TestDb>,
 }
 
 /// Merges two TOML snippets table by table (later wins).
@@ -149,6 +149,11 @@ impl Api {
                 .build_http(),
             pg,
         }
+    }
+
+    /// The PostgreSQL URL of this service's schema (None on SQLite).
+    pub fn db_url(&self) -> Option<String> {
+        self.pg.as_ref().map(|pg| pg.url.clone())
     }
 
     pub fn now(&self) -> Timestamp {
