@@ -180,6 +180,29 @@ async fn without_tokens_the_api_answers_401_and_says_how_to_add_one() {
     svc.app.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_says_which_part_is_not_ready() {
+    let api = Api::start(Db::Sqlite, "").await;
+    let r = api.request(Method::GET, "/readyz", None, None, &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    // The store stops answering: not ready, and the answer says why.
+    api.svc.app.store.close().await;
+    let r = api.request(Method::GET, "/readyz", None, None, &[]).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{r:?}");
+    let v = r.json();
+    assert_eq!(
+        (
+            v["ready"].as_bool(),
+            v["store"].as_bool(),
+            v["sip"].as_bool()
+        ),
+        (Some(false), Some(false), Some(true))
+    );
+    let r = api.request(Method::GET, "/healthz", None, None, &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "alive all the same");
+    api.stop().await;
+}
+
 api_on_both_backends!(metrics_report_registrations_queue_and_calls);
 
 async fn metrics_report_registrations_queue_and_calls(db: Db) {
@@ -230,6 +253,33 @@ async fn metrics_report_registrations_queue_and_calls(db: Db) {
     ] {
         assert!(text.contains(prefix), "{prefix} in\n{text}");
     }
+    // The supervisors' views of the same call: masked, on its line, answered.
+    let recent = api
+        .get("/api/v1/supervisor/calls/recent?limit=5", "supervisor")
+        .await
+        .json();
+    let call = &recent["calls"][0];
+    assert_eq!(call["disposition"], "answered", "{recent}");
+    assert_eq!(call["line"], "9091");
+    assert_eq!(call["direction"], "inbound");
+    let number = call["number"].as_str().unwrap_or("");
+    assert!(
+        number.contains("***") || number.len() <= 5,
+        "masked: {number}"
+    );
+    assert!(call["ivr_path"].as_array().is_some_and(|p| !p.is_empty()));
+    let lines = api
+        .get("/api/v1/supervisor/lines", "supervisor")
+        .await
+        .json();
+    assert_eq!(lines["lines"][0]["line"], "9091", "{lines}");
+    assert_eq!(lines["lines"][0]["today_total"], 1);
+    assert_eq!(lines["lines"][0]["today"]["answered"], 1);
+    let active = api
+        .get("/api/v1/supervisor/calls/active", "supervisor")
+        .await
+        .json();
+    assert_eq!(active["count"], 0);
     let sent: u64 = text
         .lines()
         .find_map(|l| l.strip_prefix("tongdai_rtp_packets_sent_total "))
