@@ -10,6 +10,12 @@
 #   espeak-ng                Vietnamese prompt synthesis (scripts/gen-prompts.sh)
 #   python3                  small helpers (manifest parsing, pcap writing)
 #   postgresql(-client)      the Postgres store tests (TONGDAI_TEST_DATABASE_URL)
+#   chromium                 the live page's browser test (headless), driven by
+#   nodejs + npm             playwright-core from npm (tests/browser, `npm ci`)
+#   python3-venv             schemathesis from PyPI in a venv (the OpenAPI test)
+#
+# The venv lives in $TONGDAI_TEST_DEPS (default ~/.cache/tongdai-test-deps)/venv;
+# tests/api_openapi.rs looks for schemathesis there.
 #
 # PostgreSQL: if a server already answers on 127.0.0.1:5432 it is used as is.
 # Otherwise the Debian package is installed, the cluster started without systemd,
@@ -64,6 +70,15 @@ need tshark tshark
 need sox sox
 need espeak-ng espeak-ng
 need python3 python3
+need chromium chromium
+need node nodejs
+# Debian's nodejs ships npm separately (NodeSource's bundles it).
+if ! command -v npm >/dev/null 2>&1 && ! pkg_installed npm; then
+    missing+=(npm)
+fi
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1 && ! pkg_installed python3-venv; then
+    missing+=(python3-venv)
+fi
 # libsox-fmt-all has no binary of its own; test the package.
 if ! pkg_installed libsox-fmt-all; then
     missing+=(libsox-fmt-all)
@@ -145,6 +160,27 @@ if ! psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -Atqc \
     fi
 fi
 
+# ---------------------------------------------------------------- browser + OpenAPI tools
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# playwright-core (pinned in tests/browser/package-lock.json) drives Debian's chromium;
+# it never downloads a browser of its own.
+if [[ ! -f $ROOT/tests/browser/node_modules/playwright-core/package.json ]] ||
+    ! cmp -s "$ROOT/tests/browser/package-lock.json" "$ROOT/tests/browser/node_modules/.package-lock.json.copy"; then
+    log "npm ci in tests/browser (playwright-core)"
+    (cd "$ROOT/tests/browser" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund >&2)
+    cp "$ROOT/tests/browser/package-lock.json" "$ROOT/tests/browser/node_modules/.package-lock.json.copy"
+fi
+
+SCHEMATHESIS_VERSION=4.32.5
+DEPS_DIR=${TONGDAI_TEST_DEPS:-$HOME/.cache/tongdai-test-deps}
+VENV=$DEPS_DIR/venv
+if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    log "schemathesis $SCHEMATHESIS_VERSION into $VENV"
+    mkdir -p "$DEPS_DIR"
+    python3 -m venv "$VENV" >&2
+    "$VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" >&2
+fi
+
 # ---------------------------------------------------------------- summary
 v_sipp=$(sipp -v 2>&1 | grep -o 'v[0-9][0-9.]*' | head -1 || true)
 v_tshark=$(tshark --version 2>/dev/null | head -1 | awk '{print $3}' || true)
@@ -152,4 +188,7 @@ v_sox=$(sox --version 2>/dev/null | grep -o 'v[0-9][0-9.]*' | head -1 || true)
 v_espeak=$(espeak-ng --version 2>/dev/null | awk '{print $4}' || true)
 v_py=$(python3 --version 2>&1 | awk '{print $2}' || true)
 v_pg=$(psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -Atqc 'show server_version' postgres 2>/dev/null | awk '{print $1}' || true)
-echo "test deps: sipp ${v_sipp:-?} | tshark ${v_tshark:-?} | sox ${v_sox:-?} | espeak-ng ${v_espeak:-?} | python3 ${v_py:-?} | postgres ${v_pg:-?} on $PG_HOST:$PG_PORT db=$PG_DB"
+v_chromium=$(chromium --version 2>/dev/null | awk '{print $2}' || true)
+v_node=$(node --version 2>/dev/null || true)
+v_st=$("$VENV/bin/schemathesis" --version 2>/dev/null | awk '{print $NF}' || true)
+echo "test deps: sipp ${v_sipp:-?} | tshark ${v_tshark:-?} | sox ${v_sox:-?} | espeak-ng ${v_espeak:-?} | python3 ${v_py:-?} | postgres ${v_pg:-?} on $PG_HOST:$PG_PORT db=$PG_DB | chromium ${v_chromium:-?} | node ${v_node:-?} | schemathesis ${v_st:-?}"

@@ -8,12 +8,12 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::api::{self, Clock, SystemClock};
 use crate::call::actions::{self, ProgramActions};
 use crate::call::ports::RtpPorts;
 use crate::call::router::SharedDialplans;
 use crate::call::{CallContext, CallLog, router};
 use crate::config::Settings;
-use crate::http;
 use crate::ivr::{self, CompileContext, DialplanError, Dialplans};
 use crate::media::{MediaWorkers, PromptCache, PromptError};
 use crate::sip::transport::{self, Census, SipHandle};
@@ -88,6 +88,15 @@ pub struct App {
 
 impl App {
     pub async fn start(settings: Settings) -> Result<App, AppError> {
+        Self::start_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// Like [`App::start`], with the clock the API decides leases and dates by (tests
+    /// set the time instead of sleeping).
+    pub async fn start_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<App, AppError> {
         let (prompts, dialplans, report) = check(&settings)?;
         tracing::info!(prompts = report.prompts, dialplans = report.dialplans,
             numbers = ?report.numbers, "prompts and dialplans loaded");
@@ -125,7 +134,6 @@ impl App {
 
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let calls = CallLog::default();
         // The shared media clock: one worker per runtime worker thread (see media::worker).
         let media_stop = CancellationToken::new();
         let media_workers = tokio::runtime::Handle::current().metrics().num_workers();
@@ -137,6 +145,8 @@ impl App {
                     source,
                 }
             })?;
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let calls = CallLog::with_observer(metrics.clone());
         let ports = Arc::new(RtpPorts::new(
             listen.ip(),
             settings.rtp.port_min,
@@ -205,9 +215,11 @@ impl App {
                 addr: settings.http.listen,
                 source,
             })?;
-        let http_task = tokio::spawn(http::serve(
+        let http_task = tokio::spawn(api::serve(
             http_listener,
-            http::HttpState {
+            api::ApiState::new(api::ApiContext {
+                store: store.clone(),
+                program: Arc::new(settings.program.clone()),
                 calls: calls.clone(),
                 sip: sip.clone(),
                 reload: Arc::new({
@@ -216,8 +228,15 @@ impl App {
                     let dialplans = dialplans.clone();
                     move || reload_dialplans(&settings, &prompts, &dialplans)
                 }),
-            },
-            shutdown.clone(),
+                dialplans: Arc::new({
+                    let dialplans = dialplans.clone();
+                    move || dialplans.read().map(|d| d.len()).unwrap_or(0)
+                }),
+                metrics,
+                clock,
+                settings: settings.api.clone(),
+                shutdown: shutdown.clone(),
+            }),
         ));
         tracing::info!(sip = %bound, advertised = %advertised_ip, http = %http_addr, "tongdai is up");
         Ok(App {

@@ -39,6 +39,7 @@ pub struct Settings {
     pub program: crate::program::ProgramConfig,
     pub log: LogSettings,
     pub shutdown: ShutdownSettings,
+    pub api: ApiSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -140,6 +141,52 @@ pub struct RtpSettings {
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     pub listen: SocketAddr,
+}
+
+/// The HTTP API (`src/api/`): who may call it and the Vinmec queue's leases.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Bearer tokens, stored as SHA-256 hashes (`tongdai token new` prints an entry).
+    #[serde(default)]
+    pub tokens: Vec<ApiToken>,
+    /// `/metrics` without a token (aggregate counts only, no personal data). False:
+    /// supervisor or admin token required.
+    pub metrics_public: bool,
+    /// How long a Vinmec scheduler's claim holds an entry unless the request says.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// The longest lease a request may ask for.
+    #[serde(with = "humantime_serde")]
+    pub max_lease: Duration,
+    /// Lifetime of the one-time ticket the live page opens its event stream with.
+    #[serde(with = "humantime_serde")]
+    pub live_ticket_ttl: Duration,
+    /// How often the live view's snapshot is rebuilt while someone watches (and at
+    /// most how often call changes trigger one).
+    #[serde(with = "humantime_serde")]
+    pub live_refresh: Duration,
+    /// Where new registrations are pushed (Vinmec's webhook); empty: no push.
+    pub webhook_url: String,
+    /// HMAC-SHA256 key shared with the receiver (set it through
+    /// `TONGDAI__API__WEBHOOK_SECRET` rather than a file).
+    pub webhook_secret: String,
+    /// Longest wait between two delivery attempts of one registration.
+    #[serde(with = "humantime_serde")]
+    pub webhook_max_backoff: Duration,
+    /// How often the outbox is looked at for due deliveries.
+    #[serde(with = "humantime_serde")]
+    pub webhook_poll: Duration,
+}
+
+/// One API token: who it is (logged, recorded as the actor of changes), what it may do,
+/// and the SHA-256 (hex) of the secret.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    pub name: String,
+    pub role: crate::api::Role,
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -270,6 +317,61 @@ impl Settings {
         }
         if self.log.level.trim().is_empty() {
             return invalid("log.level", "must not be empty");
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut hashes = std::collections::HashSet::new();
+        for t in &self.api.tokens {
+            if t.name.trim().is_empty() || t.name.len() > 64 {
+                return invalid("api.tokens.name", "must be 1 to 64 characters");
+            }
+            if !names.insert(t.name.as_str()) {
+                return Err(ConfigError::Invalid {
+                    key: "api.tokens.name",
+                    problem: format!("duplicate token name {:?}", t.name),
+                });
+            }
+            if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ConfigError::Invalid {
+                    key: "api.tokens.sha256",
+                    problem: format!(
+                        "token {:?}: expected 64 hex digits (SHA-256); `tongdai token hash` prints it",
+                        t.name
+                    ),
+                });
+            }
+            if !hashes.insert(t.sha256.to_ascii_lowercase()) {
+                return Err(ConfigError::Invalid {
+                    key: "api.tokens.sha256",
+                    problem: format!("token {:?} has the same secret as another token", t.name),
+                });
+            }
+        }
+        if self.api.lease.is_zero() || self.api.max_lease < self.api.lease {
+            return invalid("api.lease", "must be > 0 and not above api.max_lease");
+        }
+        if !self.api.webhook_url.is_empty() {
+            let url = &self.api.webhook_url;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return invalid("api.webhook_url", "must start with http:// or https://");
+            }
+            if self.api.webhook_secret.len() < 16 {
+                return invalid(
+                    "api.webhook_secret",
+                    "at least 16 characters when api.webhook_url is set",
+                );
+            }
+        }
+        if self.api.webhook_max_backoff.is_zero() || self.api.webhook_poll.is_zero() {
+            return invalid(
+                "api.webhook_poll",
+                "api.webhook_poll and api.webhook_max_backoff must be > 0",
+            );
+        }
+        if self.api.live_ticket_ttl.is_zero() || self.api.live_refresh.is_zero() {
+            return invalid(
+                "api.live_ticket_ttl",
+                "api.live_ticket_ttl and api.live_refresh must be > 0",
+            );
         }
         if let Err(e) = self.program.validate() {
             return Err(ConfigError::Invalid {

@@ -6,13 +6,14 @@
 //! session meet. Decision logic is sans-IO (fed input and `now`); sockets and timers
 //! live at the edge (`app`, `sip::transport`, `call::runner`).
 
+pub mod api;
 pub mod app;
 pub mod call;
 pub mod config;
 pub mod dialer;
-pub mod http;
 pub mod ivr;
 pub mod media;
+pub mod metrics;
 pub mod program;
 pub mod sip;
 pub mod store;

@@ -29,13 +29,39 @@ enum Cmd {
     Serve,
     /// Validate configuration, dialplans and prompts; exit non-zero on any problem.
     Check,
-    /// Ask the running service (on `http.listen`) to reload its dialplans.
-    Reload,
+    /// Ask the running service (on `http.listen`) to reload its dialplans. Needs an
+    /// admin API token: `--token` or the `TONGDAI_TOKEN` environment variable.
+    Reload {
+        #[arg(long, env = "TONGDAI_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// API tokens: create one, or hash an existing one for the configuration.
+    Token {
+        #[command(subcommand)]
+        what: TokenCmd,
+    },
     /// Load data into the registration store.
     Import {
         #[command(subcommand)]
         what: ImportWhat,
     },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Print a fresh random token and the `[[api.tokens]]` entry (with its SHA-256) to
+    /// add to the configuration. Only the hash goes into the file; hand the token to
+    /// its user.
+    New {
+        /// Who holds it (shown in logs and recorded as the actor of changes).
+        #[arg(long)]
+        name: String,
+        /// vinmec | fanpage | supervisor | admin
+        #[arg(long)]
+        role: tongdai::api::Role,
+    },
+    /// Read a token on standard input and print its SHA-256 for the configuration.
+    Hash,
 }
 
 #[derive(Subcommand)]
@@ -57,8 +83,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    // Token commands need no configuration (they help write it).
+    if let Cmd::Token { what } = &cli.command {
+        return token(what);
+    }
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
+        Cmd::Token { .. } => Ok(()),
         Cmd::Check => {
             let (_, _, report) = app::check(&settings)?;
             println!(
@@ -71,9 +102,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Cmd::Reload => {
+        Cmd::Reload { token } => {
+            let token = token
+                .context("`tongdai reload` needs an admin API token: --token or TONGDAI_TOKEN")?;
             let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-            let answer = runtime.block_on(post_reload(settings.http.listen))?;
+            let answer = runtime.block_on(post_reload(settings.http.listen, &token))?;
             println!("{answer}");
             Ok(())
         }
@@ -129,8 +162,34 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn token(what: &TokenCmd) -> anyhow::Result<()> {
+    match what {
+        TokenCmd::New { name, role } => {
+            let token = tongdai::api::new_token();
+            println!("token (give it to {name}; it is not stored anywhere): {token}");
+            println!();
+            println!("# add to the configuration file:");
+            println!("[[api.tokens]]");
+            println!("name = {name:?}");
+            println!("role = \"{role}\"");
+            println!("sha256 = \"{}\"", tongdai::api::hash_token(&token));
+            Ok(())
+        }
+        TokenCmd::Hash => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the token from standard input")?;
+            let token = line.trim();
+            anyhow::ensure!(!token.is_empty(), "no token on standard input");
+            println!("{}", tongdai::api::hash_token(token));
+            Ok(())
+        }
+    }
+}
+
 /// `POST /reload` to the local service; plain HTTP/1.1 so the CLI needs no client crate.
-async fn post_reload(addr: std::net::SocketAddr) -> anyhow::Result<String> {
+async fn post_reload(addr: std::net::SocketAddr, token: &str) -> anyhow::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = if addr.ip().is_unspecified() {
         std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
@@ -140,9 +199,15 @@ async fn post_reload(addr: std::net::SocketAddr) -> anyhow::Result<String> {
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await
         .with_context(|| format!("connecting to the service on {addr}"))?;
-    stream
-        .write_all(b"POST /reload HTTP/1.1\r\nHost: tongdai\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-        .await?;
+    anyhow::ensure!(
+        token.bytes().all(|b| b.is_ascii_graphic()),
+        "the token must be printable ASCII"
+    );
+    let request = format!(
+        "POST /reload HTTP/1.1\r\nHost: tongdai\r\nAuthorization: Bearer {token}\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await?;
     let ok = response.starts_with("HTTP/1.1 200");

@@ -10,6 +10,8 @@ use std::time::Duration;
 use common::client::Client;
 use common::{Service, Transport, prompt_ids, sipp};
 
+const ADMIN_TOKEN: &str = "td_ops_admin_test_token";
+
 fn tongdai(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tongdai"));
     cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -67,9 +69,12 @@ async fn reload_swaps_dialplans_without_touching_calls_in_progress() {
         )
         .expect("copy");
     }
+    // `tongdai reload` needs an admin token (POST /reload is admin-only).
     let svc = Service::start(&format!(
-        "[dialplans]\ndir = \"{}\"\n[rtp]\ninactivity_timeout = \"300s\"\n",
-        plans.path().display()
+        "[dialplans]\ndir = \"{}\"\n[rtp]\ninactivity_timeout = \"300s\"\n\
+         [[api.tokens]]\nname = \"ops\"\nrole = \"admin\"\nsha256 = \"{}\"\n",
+        plans.path().display(),
+        tongdai::api::hash_token(ADMIN_TOKEN)
     ))
     .await;
     // A call in progress on the old plan (it waits for a key on the welcome menu).
@@ -86,7 +91,19 @@ async fn reload_swaps_dialplans_without_touching_calls_in_progress() {
     .expect("write");
     // Through the CLI, as an operator would (POST /reload on http.listen).
     let http = svc.app.http_addr.to_string();
-    let (ok, out) = tongdai(&["reload"], &[("TONGDAI__HTTP__LISTEN", http.as_str())]);
+    // Without the token the service refuses.
+    let (ok, out) = tongdai(
+        &["reload", "--token", "td_wrong"],
+        &[("TONGDAI__HTTP__LISTEN", http.as_str())],
+    );
+    assert!(!ok && out.contains("unauthorized"), "{out}");
+    let (ok, out) = tongdai(
+        &["reload"],
+        &[
+            ("TONGDAI__HTTP__LISTEN", http.as_str()),
+            ("TONGDAI_TOKEN", ADMIN_TOKEN),
+        ],
+    );
     assert!(ok, "{out}");
     assert!(out.contains("\"reloaded\":2"), "{out}");
 
@@ -130,7 +147,13 @@ async fn reload_swaps_dialplans_without_touching_calls_in_progress() {
     .expect("write");
     let err = svc.app.reload().expect_err("broken plan refused");
     assert!(err.to_string().contains("demo.toml"), "{err}");
-    let (ok, out) = tongdai(&["reload"], &[("TONGDAI__HTTP__LISTEN", http.as_str())]);
+    let (ok, out) = tongdai(
+        &["reload"],
+        &[
+            ("TONGDAI__HTTP__LISTEN", http.as_str()),
+            ("TONGDAI_TOKEN", ADMIN_TOKEN),
+        ],
+    );
     assert!(!ok && out.contains("demo.toml"), "{out}");
     let run = sipp(
         "reload_after_broken",

@@ -11,5 +11,5 @@ pub mod record;
 pub mod router;
 pub mod runner;
 
-pub use record::{CallLog, CallRecord, DigitMethod, DigitMethods, PromptPlay};
+pub use record::{CallLog, CallObserver, CallRecord, DigitMethod, DigitMethods, PromptPlay};
 pub use runner::{AnsweredCall, CallContext, DialplanStart, file_record, run_answered};

@@ -81,6 +81,8 @@ pub struct CallRecord {
     pub rtp_prompt_packets_sent: u64,
     pub rtp_packets_received: u64,
     pub dtmf_digits: u32,
+    /// Media frames skipped because they were due too late (the send clock fell behind).
+    pub rtp_late_frames: u64,
 }
 
 impl CallRecord {
@@ -114,6 +116,7 @@ impl CallRecord {
             rtp_prompt_packets_sent: 0,
             rtp_packets_received: 0,
             dtmf_digits: 0,
+            rtp_late_frames: 0,
         }
     }
 
@@ -131,7 +134,15 @@ impl CallRecord {
         self.rtp_prompt_packets_sent = stats.prompt_packets_sent;
         self.rtp_packets_received = stats.packets_received;
         self.dtmf_digits = stats.digits;
+        self.rtp_late_frames = stats.late_frames_skipped;
     }
+}
+
+/// Told when call state lands in the [`CallLog`] (metrics): a call's first and later
+/// updates while active, and its final record. Runs under no lock; keep it cheap.
+pub trait CallObserver: Send + Sync {
+    fn call_updated(&self, record: &CallRecord, first: bool);
+    fn call_finished(&self, record: &CallRecord);
 }
 
 /// Calls in progress and the most recent finished ones.
@@ -139,6 +150,7 @@ impl CallRecord {
 pub struct CallLog {
     inner: Arc<Mutex<Inner>>,
     changed: Arc<Notify>,
+    observer: Option<Arc<dyn CallObserver>>,
 }
 
 #[derive(Default)]
@@ -157,12 +169,30 @@ impl CallLog {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A log that reports every change to `observer`.
+    pub fn with_observer(observer: Arc<dyn CallObserver>) -> Self {
+        CallLog {
+            observer: Some(observer),
+            ..CallLog::default()
+        }
+    }
+
     pub fn upsert_active(&self, record: &CallRecord) {
-        self.lock().active.insert(record.leg, record.clone());
+        let first = self
+            .lock()
+            .active
+            .insert(record.leg, record.clone())
+            .is_none();
+        if let Some(o) = &self.observer {
+            o.call_updated(record, first);
+        }
         self.changed.notify_waiters();
     }
 
     pub fn finish(&self, record: CallRecord) {
+        if let Some(o) = &self.observer {
+            o.call_finished(&record);
+        }
         {
             let mut inner = self.lock();
             inner.active.remove(&record.leg);
@@ -199,6 +229,12 @@ impl CallLog {
             .rev()
             .find(|r| r.call_id == call_id)
             .cloned()
+    }
+
+    /// Resolves at the next change (a call started, progressed or finished): the live
+    /// view's cue to refresh.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
     }
 
     /// Waits until `n` calls in total have finished (tests; bounded by the caller's

@@ -55,6 +55,9 @@ pub enum StoreError {
     /// Concurrent writers kept changing the same row; the caller may try again.
     #[error("concurrent update conflict: {0}")]
     Conflict(String),
+    /// A Vinmec queue action refused because of the entry's state (lease, order).
+    #[error(transparent)]
+    Queue(#[from] crate::store::QueueRefusal),
     /// A stored value does not decode (edited by hand, or a newer schema).
     #[error("stored data is invalid: {table}.{column}: {problem}")]
     Corrupt {

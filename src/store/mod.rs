@@ -148,6 +148,14 @@ macro_rules! finish {
 // Declared after the macros above so they can use them.
 pub mod campaign;
 mod import;
+mod reports;
+mod vinmec;
+
+pub use reports::{CallStats, LineStats, QueueStats, RegistrationStats};
+pub use vinmec::{
+    Booking, Idempotency, Idempotent, MAX_TEXT_CHARS, OutboxItem, QueueAction, QueueFilter,
+    QueueItem, QueuePage, QueueRefusal,
+};
 
 /// How a write transaction ends.
 enum Step<T> {
@@ -612,7 +620,7 @@ impl Store {
     pub async fn events(&self, registration_id: i64) -> Result<Vec<RegistrationEvent>, StoreError> {
         let raws = on_pool!(self, pool => {
             sqlx::query_as::<_, EventRaw>(
-                "SELECT id, registration_id, at, from_status, to_status, actor, detail \
+                "SELECT id, registration_id, at, from_status, to_status, actor, detail, action \
                  FROM registration_events WHERE registration_id = $1 ORDER BY id",
             )
             .bind(registration_id)
@@ -630,8 +638,8 @@ impl Store {
             sqlx::query_as::<_, VinmecRaw>(
                 "SELECT id, registration_id, status, claimed_by, lease_until, prescreen_note, \
                  routed_specialty, appointment_at, appointment_method, video_reason, \
-                 consultation_report, enqueued_at, updated_at \
-                 FROM vinmec_queue WHERE registration_id = $1",
+                 consultation_report, enqueued_at, updated_at, appointment_minutes, \
+                 consulted_at, unreachable_count FROM vinmec_queue WHERE registration_id = $1",
             )
             .bind(registration_id)
             .fetch_optional(pool)

@@ -43,7 +43,7 @@ pub struct NewRegistration {
     pub fanpage_ref: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registration {
     pub id: i64,
     /// E.164.
@@ -83,6 +83,10 @@ pub struct RegistrationEvent {
     /// Who made the change: `ivr`, `outbound_call`, `fanpage_staff`, `vinmec:<user>`…
     pub actor: String,
     pub detail: String,
+    /// The Vinmec queue action that wrote this event (`claim`, `book`, …); empty for
+    /// events written outside the queue. Queue actions that change no status (claim
+    /// of an already-sent entry, prescreen, reschedule, release) write `from == to`.
+    pub action: String,
 }
 
 /// Where a registration is in Vinmec's work list.
@@ -99,6 +103,13 @@ pub enum QueueStatus {
 }
 
 impl QueueStatus {
+    pub const ALL: &'static [QueueStatus] = &[
+        QueueStatus::Waiting,
+        QueueStatus::Claimed,
+        QueueStatus::Done,
+        QueueStatus::Cancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             QueueStatus::Waiting => "waiting",
@@ -157,7 +168,7 @@ impl std::str::FromStr for AppointmentMethod {
 }
 
 /// One registration's entry in the Vinmec scheduling queue.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VinmecEntry {
     pub id: i64,
     pub registration_id: i64,
@@ -172,6 +183,12 @@ pub struct VinmecEntry {
     pub consultation_report: Option<String>,
     pub enqueued_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Booked length of the consultation (≤ `program.max_consultation_minutes`).
+    pub appointment_minutes: Option<u32>,
+    /// When Vinmec recorded the consultation as done.
+    pub consulted_at: Option<Timestamp>,
+    /// Times Vinmec marked the customer unreachable (each one returns the entry).
+    pub unreachable_count: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -350,18 +367,18 @@ fn specialty_from_db(
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct RegistrationRaw {
-    id: i64,
-    msisdn: String,
-    program_group: i64,
-    channel: String,
-    specialty: Option<i64>,
-    status: String,
-    created_at: String,
-    updated_at: String,
-    call_id: Option<String>,
-    fanpage_ref: Option<String>,
-    name: Option<String>,
-    note: String,
+    pub(crate) id: i64,
+    pub(crate) msisdn: String,
+    pub(crate) program_group: i64,
+    pub(crate) channel: String,
+    pub(crate) specialty: Option<i64>,
+    pub(crate) status: String,
+    pub(crate) created_at: String,
+    pub(crate) updated_at: String,
+    pub(crate) call_id: Option<String>,
+    pub(crate) fanpage_ref: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) note: String,
 }
 
 impl TryFrom<RegistrationRaw> for Registration {
@@ -400,6 +417,8 @@ pub(crate) struct EventRaw {
     to_status: String,
     actor: String,
     detail: String,
+    #[sqlx(default)]
+    action: String,
 }
 
 impl TryFrom<EventRaw> for RegistrationEvent {
@@ -420,25 +439,33 @@ impl TryFrom<EventRaw> for RegistrationEvent {
                 .map_err(|e| corrupt(T, "to_status", e))?,
             actor: r.actor,
             detail: r.detail,
+            action: r.action,
         })
     }
 }
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct VinmecRaw {
-    id: i64,
-    registration_id: i64,
-    status: String,
-    claimed_by: Option<String>,
-    lease_until: Option<String>,
-    prescreen_note: Option<String>,
-    routed_specialty: Option<i64>,
-    appointment_at: Option<String>,
-    appointment_method: Option<String>,
-    video_reason: Option<String>,
-    consultation_report: Option<String>,
-    enqueued_at: String,
-    updated_at: String,
+    pub(crate) id: i64,
+    pub(crate) registration_id: i64,
+    pub(crate) status: String,
+    pub(crate) claimed_by: Option<String>,
+    pub(crate) lease_until: Option<String>,
+    pub(crate) prescreen_note: Option<String>,
+    pub(crate) routed_specialty: Option<i64>,
+    pub(crate) appointment_at: Option<String>,
+    pub(crate) appointment_method: Option<String>,
+    pub(crate) video_reason: Option<String>,
+    pub(crate) consultation_report: Option<String>,
+    pub(crate) enqueued_at: String,
+    pub(crate) updated_at: String,
+    // Columns of migration 0003; `default` keeps older SELECTs working.
+    #[sqlx(default)]
+    pub(crate) appointment_minutes: Option<i64>,
+    #[sqlx(default)]
+    pub(crate) consulted_at: Option<String>,
+    #[sqlx(default)]
+    pub(crate) unreachable_count: i64,
 }
 
 impl TryFrom<VinmecRaw> for VinmecEntry {
@@ -462,6 +489,13 @@ impl TryFrom<VinmecRaw> for VinmecEntry {
             consultation_report: r.consultation_report,
             enqueued_at: time::from_db(T, "enqueued_at", &r.enqueued_at)?,
             updated_at: time::from_db(T, "updated_at", &r.updated_at)?,
+            appointment_minutes: r
+                .appointment_minutes
+                .map(|v| u32::try_from(v).map_err(|e| corrupt(T, "appointment_minutes", e)))
+                .transpose()?,
+            consulted_at: time::opt_from_db(T, "consulted_at", r.consulted_at.as_deref())?,
+            unreachable_count: u32::try_from(r.unreachable_count)
+                .map_err(|e| corrupt(T, "unreachable_count", e))?,
         })
     }
 }
