@@ -159,7 +159,9 @@ fn media_clock(c: &mut Criterion) {
         let build = |t0: Instant| {
             let mut clock: MediaClock<u32> = MediaClock::new();
             for i in 0..n {
-                let start = t0 + Duration::from_micros(u64::from(i) * 20_000 / u64::from(n));
+                // Grids strictly after t0, so at t0 + 20 ms each session has exactly its
+                // first frame due (a session starting at t0 would have two).
+                let start = t0 + Duration::from_micros(u64::from(i + 1) * 20_000 / u64::from(n));
                 let key = clock.insert(MediaSession::new(start, params.clone()), i);
                 clock.play(key, start, 1, [prompt.clone()]);
             }
