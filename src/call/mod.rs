@@ -6,6 +6,7 @@
 //! actions against the store; `record` keeps what happened.
 
 pub mod actions;
+pub mod outbound;
 pub mod ports;
 pub mod record;
 pub mod router;

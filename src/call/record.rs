@@ -81,6 +81,13 @@ pub struct CallRecord {
     pub rtp_prompt_packets_sent: u64,
     pub rtp_packets_received: u64,
     pub dtmf_digits: u32,
+    /// Campaign calls: the campaign and the attempt this call is.
+    pub campaign_id: Option<i64>,
+    pub attempt_id: Option<i64>,
+    /// Campaign calls: the disposition the dialer decided (`no_answer` for a 487 after
+    /// our ring timeout, `canceled` for our shutdown CANCEL …); `None`: from the final
+    /// status.
+    pub disposition: Option<&'static str>,
 }
 
 impl CallRecord {
@@ -114,6 +121,9 @@ impl CallRecord {
             rtp_prompt_packets_sent: 0,
             rtp_packets_received: 0,
             dtmf_digits: 0,
+            campaign_id: None,
+            attempt_id: None,
+            disposition: None,
         }
     }
 

@@ -47,7 +47,8 @@ use sqlx::sqlite::{
 };
 
 pub use campaign::{
-    AttemptEnd, AttemptRow, AttemptStatus, CallLaterRequest, CampaignLine, CampaignProgress,
+    AttemptEnd, AttemptRow, AttemptStatus, CallLaterRequest, CampaignHoldRow, CampaignLine,
+    CampaignProgress,
     CampaignRow, ClaimHold, ClaimRequest, ClaimedAttempt, Claims, ContactEnd, ContactRow,
     ContactState, CreatedCampaign, DncEntry, DncImportReport, DncSource, FinishedAttempt,
     FlowOutcome, RecoveredAttempt, Resolution, SatisfactionReport, ScaleSummary, SurveyAnswer,
