@@ -1,5 +1,8 @@
-//! `tongdai serve | check | reload | import`: thin — telemetry, configuration, run until
-//! SIGTERM/Ctrl-C (SIGHUP reloads the dialplans).
+//! `tongdai serve | check | reload | import | campaign | dnc`: thin — telemetry,
+//! configuration, run until SIGTERM/Ctrl-C (SIGHUP reloads the dialplans); the campaign
+//! and do-not-call commands are in `campaign_cmd.rs`.
+
+mod campaign_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +39,18 @@ enum Cmd {
         #[command(subcommand)]
         what: ImportWhat,
     },
+    /// Outbound campaigns (invitations, surveys): create, list, show, start, pause,
+    /// resume, stop. Works on the store directly; a running service follows within a
+    /// second.
+    Campaign {
+        #[command(subcommand)]
+        cmd: campaign_cmd::CampaignCmd,
+    },
+    /// The do-not-call list shared by every campaign.
+    Dnc {
+        #[command(subcommand)]
+        cmd: campaign_cmd::DncCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -51,7 +66,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tongdai: {e:#}");
-            ExitCode::FAILURE
+            match e.downcast_ref::<campaign_cmd::Failure>() {
+                Some(f) => ExitCode::from(f.code),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -100,6 +118,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 store.close().await;
                 anyhow::Ok(())
             })
+        }
+        Cmd::Campaign { cmd } => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+            runtime.block_on(campaign_cmd::campaign(&settings, cmd))
+        }
+        Cmd::Dnc { cmd } => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+            runtime.block_on(campaign_cmd::dnc(&settings, cmd))
         }
         Cmd::Serve => {
             tongdai::telemetry::init(&settings.log);
