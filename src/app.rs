@@ -9,13 +9,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::call::actions::{self, ProgramActions};
+use crate::call::outbound::SipPlacer;
 use crate::call::ports::RtpPorts;
 use crate::call::router::SharedDialplans;
 use crate::call::{CallContext, CallLog, router};
-use crate::call::outbound::SipPlacer;
 use crate::config::Settings;
-use crate::dialer::runtime::{Dialer, DialerConfig, DialerHandle, system_clock};
 use crate::dialer::SchedulerConfig;
+use crate::dialer::runtime::{Dialer, DialerConfig, DialerHandle, system_clock};
 use crate::http;
 use crate::ivr::{self, CompileContext, DialplanError, Dialplans};
 use crate::media::{MediaWorkers, PromptCache, PromptError};

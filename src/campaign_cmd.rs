@@ -122,7 +122,12 @@ async fn find(store: &Store, key: &str) -> anyhow::Result<CampaignRow> {
         Err(_) => store.campaign_by_name(key).await,
     }
     .map_err(store_failure)?;
-    found.ok_or_else(|| fail(3, format!("no campaign {key:?} (see `tongdai campaign list`)")))
+    found.ok_or_else(|| {
+        fail(
+            3,
+            format!("no campaign {key:?} (see `tongdai campaign list`)"),
+        )
+    })
 }
 
 pub async fn campaign(settings: &Settings, cmd: CampaignCmd) -> anyhow::Result<()> {
@@ -258,7 +263,10 @@ fn read_policy(path: Option<&Path>, kind: CampaignKind) -> anyhow::Result<Campai
                 .map(|p| format!("\n  {p}"))
                 .collect::<String>(),
         };
-        fail(2, format!("{}: bad campaign policy: {detail}", path.display()))
+        fail(
+            2,
+            format!("{}: bad campaign policy: {detail}", path.display()),
+        )
     })
 }
 
@@ -267,7 +275,10 @@ fn check_dialplan(settings: &Settings, policy: &CampaignPolicy) -> anyhow::Resul
     let (_, plans, _) = app::check(settings).map_err(|e| {
         fail(
             1,
-            format!("cannot check the dialplans in {}: {e}", settings.dialplans.dir.display()),
+            format!(
+                "cannot check the dialplans in {}: {e}",
+                settings.dialplans.dir.display()
+            ),
         )
     })?;
     if plans.by_name(&policy.dialplan).is_none() {
@@ -323,7 +334,11 @@ fn list_table(lines: &[CampaignLine]) -> String {
 
 fn pairs<K: std::fmt::Display>(m: impl IntoIterator<Item = (K, u32)>) -> String {
     let v: Vec<String> = m.into_iter().map(|(k, n)| format!("{k} {n}")).collect();
-    if v.is_empty() { "-".into() } else { v.join(", ") }
+    if v.is_empty() {
+        "-".into()
+    } else {
+        v.join(", ")
+    }
 }
 
 fn pct(x: Option<f64>) -> String {
@@ -369,7 +384,11 @@ fn show(c: &CampaignRow, p: &CampaignProgress, survey: Option<&SatisfactionRepor
     );
     let pol = &c.policy;
     let windows: Vec<String> = pol.calling_windows.iter().map(|w| w.to_string()).collect();
-    let days: Vec<String> = pol.days.iter().map(|d| format!("{d:?}").to_lowercase()).collect();
+    let days: Vec<String> = pol
+        .days
+        .iter()
+        .map(|d| format!("{d:?}").to_lowercase())
+        .collect();
     let _ = writeln!(
         out,
         "  policy: max_concurrent {}, max_cps {}, ring_timeout {}, windows {}, days {}, max_attempts {}",
@@ -416,7 +435,11 @@ fn show(c: &CampaignRow, p: &CampaignProgress, survey: Option<&SatisfactionRepor
     let _ = writeln!(
         out,
         "    by disposition: {}",
-        pairs(p.attempts_by_disposition.iter().map(|(k, v)| (k.as_str(), *v)))
+        pairs(
+            p.attempts_by_disposition
+                .iter()
+                .map(|(k, v)| (k.as_str(), *v))
+        )
     );
     let _ = writeln!(
         out,

@@ -88,7 +88,9 @@ async fn invitation_flows_and_dispositions(db: Db) {
     let uas = Uas::start(&format!("invitation_{db:?}"), Some(11), 1000, 1200).await;
     let (svc, pg) = service(db, "invitation", &uas).await;
     let store = svc.app.store.clone();
-    let suffixes = ["01", "02", "03", "04", "05", "86", "80", "63", "44", "99", "41"];
+    let suffixes = [
+        "01", "02", "03", "04", "05", "86", "80", "63", "44", "99", "41",
+    ];
     let numbers: BTreeMap<&str, (String, String)> = suffixes
         .iter()
         .map(|s| (*s, number("0903", 1000, s)))
@@ -150,7 +152,9 @@ async fn invitation_flows_and_dispositions(db: Db) {
     let invs = invites(&trace);
     assert_eq!(invs.len(), 11);
     for att in &attempts {
-        let (_, branches) = invs.get(&att.call_id).expect("SIPp got the attempt's Call-ID");
+        let (_, branches) = invs
+            .get(&att.call_id)
+            .expect("SIPp got the attempt's Call-ID");
         let expected = if att.msisdn == e164("41") { 2 } else { 1 };
         assert_eq!(branches.len(), expected, "{}", att.msisdn);
         let inv = trace
@@ -158,9 +162,17 @@ async fn invitation_flows_and_dispositions(db: Db) {
             .find(|m| m.received && m.is_request("INVITE") && m.call_id == att.call_id)
             .expect("invite");
         let national = format!("0{}", &att.msisdn[3..]);
-        assert!(inv.first_line.starts_with(&format!("INVITE sip:{national}@")), "{}", inv.first_line);
+        assert!(
+            inv.first_line
+                .starts_with(&format!("INVITE sip:{national}@")),
+            "{}",
+            inv.first_line
+        );
         assert!(inv.header("From").is_some_and(|f| f.contains("sip:9090@")));
-        assert_eq!(inv.header("P-Asserted-Identity"), Some("<sip:9090@mobifone.vn>"));
+        assert_eq!(
+            inv.header("P-Asserted-Identity"),
+            Some("<sip:9090@mobifone.vn>")
+        );
         assert!(att.started_at.is_some() && att.started_at <= Some(att.ended_at.expect("ended")));
     }
 
@@ -181,7 +193,11 @@ async fn invitation_flows_and_dispositions(db: Db) {
         assert_eq!(reg.specialty, Some(2));
         assert_eq!(reg.status, Status::Registered);
         assert_eq!(reg.call_id.as_deref(), Some(att.call_id.as_str()));
-        let q = store.vinmec_entry(reg.id).await.expect("q").expect("queued");
+        let q = store
+            .vinmec_entry(reg.id)
+            .await
+            .expect("q")
+            .expect("queued");
         assert_eq!(q.status, QueueStatus::Waiting);
         let c = contact(s).await;
         assert_eq!(c.state, ContactState::Done);
@@ -205,7 +221,11 @@ async fn invitation_flows_and_dispositions(db: Db) {
             _ => log.digit_methods.info,
         };
         assert_eq!(counted, 3, "{s}: {:?}", log.digit_methods);
-        assert!(rec.ivr_path.iter().any(|n| n == "register"), "{:?}", rec.ivr_path);
+        assert!(
+            rec.ivr_path.iter().any(|n| n == "register"),
+            "{:?}",
+            rec.ivr_path
+        );
     }
 
     // 02: opted out — on the do-not-call list at once, never dialled again by any
@@ -305,7 +325,10 @@ async fn invitation_flows_and_dispositions(db: Db) {
         .find(|m| m.call_id == cid && m.received && m.is_request("CANCEL"))
         .expect("SIPp received our CANCEL");
     let rang = cancel.at - invite_at;
-    assert!((4.5..8.0).contains(&rang), "CANCEL after the ring timeout: {rang} s");
+    assert!(
+        (4.5..8.0).contains(&rang),
+        "CANCEL after the ring timeout: {rang} s"
+    );
     let rec = store.call_record(&cid).await.expect("q").expect("record");
     assert_eq!(rec.final_status, Some(487));
     assert_eq!(rec.disposition.as_str(), "no_answer");

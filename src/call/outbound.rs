@@ -170,11 +170,7 @@ impl Placer for SipPlacer {
                 });
             }
         };
-        let transfer_host = self
-            .trunk
-            .borrow()
-            .addr
-            .unwrap_or(self.ctx.sip.local_addr);
+        let transfer_host = self.trunk.borrow().addr.unwrap_or(self.ctx.sip.local_addr);
         let call = OutboundCall {
             attempt: p.attempt,
             leg: dialed.leg,
@@ -302,8 +298,13 @@ async fn run(ctx: Arc<CallContext>, call: OutboundCall) -> AttemptEnd {
                 Failure::NoResponse => "no_response",
                 Failure::Unreachable => "trunk_unreachable",
             };
-            tracing::info!(status, ?cause, reason = reason.as_deref().unwrap_or(""),
-                disposition = disposition.as_str(), "call not answered");
+            tracing::info!(
+                status,
+                ?cause,
+                reason = reason.as_deref().unwrap_or(""),
+                disposition = disposition.as_str(),
+                "call not answered"
+            );
             record.final_status = Some(status);
             record.disposition = Some(disposition.as_str());
             drop(port);
@@ -348,7 +349,10 @@ async fn run(ctx: Arc<CallContext>, call: OutboundCall) -> AttemptEnd {
         // The flow's own writes also mark the answer; the call goes on.
         tracing::error!(error = %e, "attempt_answered failed");
     }
-    tracing::info!(codec = negotiated.codec.name(), "answered: running the dialplan");
+    tracing::info!(
+        codec = negotiated.codec.name(),
+        "answered: running the dialplan"
+    );
     record.disposition = Some(Disposition::Answered.as_str());
     let answered = AnsweredCall {
         leg,

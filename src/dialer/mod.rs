@@ -50,8 +50,8 @@ pub use policy::{
     Backoff, CallingWindow, CampaignKind, CampaignPolicy, Day, PolicyError, PolicyFileError,
     PolicyProblem, RetryPolicy,
 };
+pub use retry::{CallOutcome, Disposition, DoneReason, RetryDecision, next_attempt};
 pub use runtime::{CallEnd, Dialer, DialerConfig, DialerHandle, Placer};
 pub use scheduler::{CampaignInfo, Ended, Hold, Next, NotPlaced, Scheduler, SchedulerConfig};
 pub use state::CampaignState;
-pub use retry::{CallOutcome, Disposition, DoneReason, RetryDecision, next_attempt};
 pub use window::{is_allowed, next_allowed};

@@ -45,7 +45,9 @@ impl std::str::FromStr for CampaignKind {
         match s {
             "invitation" => Ok(CampaignKind::Invitation),
             "survey" => Ok(CampaignKind::Survey),
-            _ => Err(format!("unknown campaign kind {s:?} (invitation or survey)")),
+            _ => Err(format!(
+                "unknown campaign kind {s:?} (invitation or survey)"
+            )),
         }
     }
 }

@@ -269,7 +269,10 @@ impl<P: Placer + 'static> Dialer<P> {
             Ok(false) => {
                 // Finished or released meanwhile (cannot happen for our own claim):
                 // never dial an attempt that is not ours to dial.
-                tracing::error!(attempt = attempt.attempt_id, "claimed attempt no longer dialing; not dialled");
+                tracing::error!(
+                    attempt = attempt.attempt_id,
+                    "claimed attempt no longer dialing; not dialled"
+                );
                 self.sched.not_placed(campaign_id, ts, NotPlaced::Store);
                 return;
             }
@@ -308,8 +311,12 @@ impl<P: Placer + 'static> Dialer<P> {
             self.sched.not_placed(attempt.campaign_id, ts, why);
             return;
         }
-        tracing::warn!(campaign = attempt.campaign_id, attempt = attempt.attempt_id, ?why,
-            "claimed contact not dialled; claim released");
+        tracing::warn!(
+            campaign = attempt.campaign_id,
+            attempt = attempt.attempt_id,
+            ?why,
+            "claimed contact not dialled; claim released"
+        );
         if let Err(e) = self.store.release_attempt(attempt.attempt_id, ts).await {
             tracing::error!(attempt = attempt.attempt_id, error = %e, "releasing the claim failed (recovered at the next start)");
         }
@@ -386,7 +393,11 @@ impl<P: Placer + 'static> Dialer<P> {
 
     /// Runs until `stop` and then until every call in flight has ended and its attempt
     /// is finished. Call [`Dialer::recover`] first.
-    pub async fn run(mut self, mut ends: mpsc::UnboundedReceiver<CallEnd>, stop: CancellationToken) {
+    pub async fn run(
+        mut self,
+        mut ends: mpsc::UnboundedReceiver<CallEnd>,
+        stop: CancellationToken,
+    ) {
         let mut next_sync = (self.clock)().0;
         loop {
             let (now, _) = (self.clock)();
@@ -429,7 +440,11 @@ impl<P: Placer + 'static> Dialer<P> {
 
 /// A fresh Call-ID for a claim: random, with the campaign for the eye.
 fn new_call_id(campaign_id: i64, host: &str) -> String {
-    format!("c{campaign_id}-{:016x}{:08x}@{host}", rand::random::<u64>(), rand::random::<u32>())
+    format!(
+        "c{campaign_id}-{:016x}{:08x}@{host}",
+        rand::random::<u64>(),
+        rand::random::<u32>()
+    )
 }
 
 /// `Disposition` of a call that never connected, from the SIP layer's final: `status`,

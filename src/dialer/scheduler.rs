@@ -103,7 +103,9 @@ impl fmt::Display for Hold {
         match self {
             Hold::Stopping => f.write_str("stopping: the service is shutting down"),
             Hold::NoTrunk => f.write_str("no_trunk: no [trunk] is configured"),
-            Hold::TrunkUnresolved => f.write_str("trunk_unresolved: the trunk host has not resolved"),
+            Hold::TrunkUnresolved => {
+                f.write_str("trunk_unresolved: the trunk host has not resolved")
+            }
             Hold::TrunkNotRegistered => {
                 f.write_str("trunk_not_registered: the trunk registration is not active")
             }
@@ -264,8 +266,7 @@ impl Scheduler {
         for c in campaigns {
             match self.runs.get_mut(&c.id) {
                 Some(run) => {
-                    if run.state != CampaignState::Running && c.state == CampaignState::Running
-                    {
+                    if run.state != CampaignState::Running && c.state == CampaignState::Running {
                         run.due = ts;
                         run.store_hold = None;
                     }

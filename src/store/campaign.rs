@@ -60,11 +60,10 @@ use types::{
 };
 pub use types::{
     AttemptEnd, AttemptRow, AttemptStatus, CallLaterRequest, CampaignHoldRow, CampaignLine,
-    CampaignProgress,
-    CampaignRow, ClaimHold, ClaimedAttempt, Claims, ContactEnd, ContactRow, ContactState,
-    CreatedCampaign, DncEntry, DncImportReport, DncSource, FinishedAttempt, FlowOutcome,
-    RecoveredAttempt, Resolution, SatisfactionReport, ScaleSummary, SurveyAnswer, SurveyQuestion,
-    YesNoSummary,
+    CampaignProgress, CampaignRow, ClaimHold, ClaimedAttempt, Claims, ContactEnd, ContactRow,
+    ContactState, CreatedCampaign, DncEntry, DncImportReport, DncSource, FinishedAttempt,
+    FlowOutcome, RecoveredAttempt, Resolution, SatisfactionReport, ScaleSummary, SurveyAnswer,
+    SurveyQuestion, YesNoSummary,
 };
 
 use std::time::Duration;
@@ -1269,7 +1268,10 @@ impl Store {
     }
 
     /// The dialer's hold of a campaign, if any.
-    pub async fn campaign_hold(&self, campaign_id: i64) -> Result<Option<CampaignHoldRow>, StoreError> {
+    pub async fn campaign_hold(
+        &self,
+        campaign_id: i64,
+    ) -> Result<Option<CampaignHoldRow>, StoreError> {
         let row: Option<(String, String, String, String)> = on_pool!(self, pool => {
             sqlx::query_as(
                 "SELECT code, detail, instance, since FROM campaign_holds WHERE campaign_id = $1",

@@ -48,11 +48,10 @@ use sqlx::sqlite::{
 
 pub use campaign::{
     AttemptEnd, AttemptRow, AttemptStatus, CallLaterRequest, CampaignHoldRow, CampaignLine,
-    CampaignProgress,
-    CampaignRow, ClaimHold, ClaimRequest, ClaimedAttempt, Claims, ContactEnd, ContactRow,
-    ContactState, CreatedCampaign, DncEntry, DncImportReport, DncSource, FinishedAttempt,
-    FlowOutcome, RecoveredAttempt, Resolution, SatisfactionReport, ScaleSummary, SurveyAnswer,
-    SurveyQuestion, YesNoSummary,
+    CampaignProgress, CampaignRow, ClaimHold, ClaimRequest, ClaimedAttempt, Claims, ContactEnd,
+    ContactRow, ContactState, CreatedCampaign, DncEntry, DncImportReport, DncSource,
+    FinishedAttempt, FlowOutcome, RecoveredAttempt, Resolution, SatisfactionReport, ScaleSummary,
+    SurveyAnswer, SurveyQuestion, YesNoSummary,
 };
 pub use error::{ImportError, StoreError};
 pub use types::{

@@ -199,7 +199,10 @@ impl TraceMsg {
 /// Parses SIPp's `-trace_msg` file.
 pub fn parse_trace(log: &str) -> Vec<TraceMsg> {
     let mut out = Vec::new();
-    for block in log.split("----------------------------------------------- ").skip(1) {
+    for block in log
+        .split("----------------------------------------------- ")
+        .skip(1)
+    {
         let mut lines = block.lines();
         let Some(stamp) = lines.next() else { continue };
         let Some(at) = parse_stamp(stamp.trim()) else {
@@ -249,7 +252,10 @@ fn parse_stamp(s: &str) -> Option<f64> {
 /// Retransmissions share a branch; an authenticated retry is a second branch.
 pub fn invites(trace: &[TraceMsg]) -> BTreeMap<String, (f64, Vec<String>)> {
     let mut out: BTreeMap<String, (f64, Vec<String>)> = BTreeMap::new();
-    for m in trace.iter().filter(|m| m.received && m.is_request("INVITE")) {
+    for m in trace
+        .iter()
+        .filter(|m| m.received && m.is_request("INVITE"))
+    {
         let e = out
             .entry(m.call_id.clone())
             .or_insert_with(|| (m.at, Vec::new()));

@@ -12,7 +12,7 @@ use jiff::civil::date;
 use jiff::tz::TimeZone;
 
 use super::*;
-use crate::dialer::{CampaignKind, CampaignPolicy, CampaignState, CallingWindow, Day};
+use crate::dialer::{CallingWindow, CampaignKind, CampaignPolicy, CampaignState, Day};
 use crate::store::{ContactEnd, FlowOutcome};
 
 /// Local Hanoi time (November 2021) as an instant.
@@ -27,7 +27,8 @@ fn vn_in(month: i8, d: i8, h: i8, mi: i8) -> Timestamp {
 }
 
 fn local(t: Timestamp) -> jiff::civil::DateTime {
-    t.to_zoned_datetime(TimeZone::fixed(jiff::tz::offset(7))).datetime()
+    t.to_zoned_datetime(TimeZone::fixed(jiff::tz::offset(7)))
+        .datetime()
 }
 
 /// The virtual clock: both clocks move together, only when the test says.
@@ -138,12 +139,8 @@ impl Sim {
             program: Arc::new(ProgramConfig::default()),
             call_id_host: "test".into(),
         };
-        let (dialer, _ends) = Dialer::new(
-            store.clone(),
-            FakePlacer(world.clone()),
-            cfg,
-            clock.clock(),
-        );
+        let (dialer, _ends) =
+            Dialer::new(store.clone(), FakePlacer(world.clone()), cfg, clock.clock());
         Sim {
             dialer,
             world,
@@ -191,11 +188,12 @@ impl Sim {
         let placed: Vec<ClaimedAttempt> = std::mem::take(&mut self.world.lock().unwrap().placed);
         let (now, ts) = self.clock.now();
         for a in placed {
-            self.world
-                .lock()
-                .unwrap()
-                .dials
-                .push((ts, a.msisdn.clone(), a.attempt_id, a.campaign_id));
+            self.world.lock().unwrap().dials.push((
+                ts,
+                a.msisdn.clone(),
+                a.attempt_id,
+                a.campaign_id,
+            ));
             let n = self.calls_of.entry(a.msisdn.clone()).or_default();
             let acts = &self.script[&a.msisdn];
             let act = acts[(*n).min(acts.len() - 1)];
@@ -361,7 +359,10 @@ async fn calls_only_inside_the_window_and_retries_on_the_policy_schedule() {
         .map(|(_, m)| m.as_str())
         .collect();
     assert_eq!(at_eight, vec![BUSY, NOANS, DECLINE, DONE], "{later:?}");
-    assert!(later.iter().all(|(t, m)| m != OPTOUT && t.hour() >= 8), "{later:?}");
+    assert!(
+        later.iter().all(|(t, m)| m != OPTOUT && t.hour() >= 8),
+        "{later:?}"
+    );
     let contacts = sim.store.campaign_contacts(second).await.unwrap();
     assert!(contacts.iter().all(|c| c.msisdn != OPTOUT));
 }
@@ -407,7 +408,10 @@ async fn a_trunk_hold_stops_dialling_is_shown_and_lifts() {
     assert_eq!(hold.code, "trunk_not_registered");
     assert_eq!(hold.instance, "sim");
     let progress = sim.store.campaign_progress(id, vn(29, 9, 5)).await.unwrap();
-    assert_eq!(progress.hold.map(|h| h.code), Some("trunk_not_registered".into()));
+    assert_eq!(
+        progress.hold.map(|h| h.code),
+        Some("trunk_not_registered".into())
+    );
     sim.world.lock().unwrap().trunk = None;
     sim.run_until(vn(29, 9, 6)).await;
     assert_eq!(sim.dials_of(N), vec![dt(29, 9, 5, 0)]);
@@ -428,7 +432,11 @@ async fn outside_the_window_the_hold_says_when_it_opens_and_it_sleeps_till_then(
     sim.run_until(vn(29, 23, 0)).await;
     let hold = sim.store.campaign_hold(id).await.unwrap().expect("held");
     assert_eq!(hold.code, "outside_calling_window");
-    assert!(hold.detail.contains("2021-11-30T01:00:00Z"), "{}", hold.detail);
+    assert!(
+        hold.detail.contains("2021-11-30T01:00:00Z"),
+        "{}",
+        hold.detail
+    );
     sim.run_until(vn(30, 12, 0)).await;
     assert_eq!(sim.dials_of(N), vec![dt(30, 8, 0, 0)]);
 }

@@ -74,7 +74,10 @@ fn three_hundred_claims_respect_concurrency_rate_and_guard() {
                 starts.push(c.now);
                 peak = peak.max(s.in_flight());
                 assert!(s.in_flight() <= 20);
-                ends.push((c.now + Duration::from_millis(4_000 + rng.below(3_000)), next_attempt));
+                ends.push((
+                    c.now + Duration::from_millis(4_000 + rng.below(3_000)),
+                    next_attempt,
+                ));
             }
             Next::Wait { until } => {
                 let next_end = ends.iter().map(|e| e.0).min();
@@ -91,7 +94,11 @@ fn three_hundred_claims_respect_concurrency_rate_and_guard() {
     // The guard: never 5 starts within 1.05 s either, so 50 ms of jitter between the
     // record and the wire cannot make six in a second.
     for w in starts.windows(6) {
-        assert!(w[5] - w[0] >= Duration::from_millis(1050), "{:?}", w[5] - w[0]);
+        assert!(
+            w[5] - w[0] >= Duration::from_millis(1050),
+            "{:?}",
+            w[5] - w[0]
+        );
     }
 }
 
@@ -198,7 +205,13 @@ fn retries_wake_the_campaign_at_their_time() {
     // The store rescheduled the busy contact 10 minutes later: the runtime reports it,
     // and the campaign wakes then (not at the 30 s recheck of an idle campaign).
     let retry = c.ts() + jiff::SignedDuration::from_mins(10);
-    s.claimed(1, c.ts(), 0, None, Some(c.ts() + jiff::SignedDuration::from_hours(1)));
+    s.claimed(
+        1,
+        c.ts(),
+        0,
+        None,
+        Some(c.ts() + jiff::SignedDuration::from_hours(1)),
+    );
     s.retry_due(1, retry);
     assert_eq!(
         s.next(c.now, c.ts()),
@@ -220,7 +233,11 @@ fn pause_stops_claims_calls_finish_resume_claims_at_once() {
     s.started(1, 10, c.now);
     s.sync(c.ts(), &[info(1, CampaignState::Paused, 5, 5.0)]);
     assert_eq!(s.next(c.now, c.ts()), Next::Wait { until: None });
-    assert_eq!(s.campaigns().collect::<Vec<_>>(), vec![1], "kept: a call is up");
+    assert_eq!(
+        s.campaigns().collect::<Vec<_>>(),
+        vec![1],
+        "kept: a call is up"
+    );
     c.now += Duration::from_secs(2);
     s.ended(1, 10, c.now, Disposition::Answered);
     assert_eq!(s.in_flight(), 0);
