@@ -84,7 +84,17 @@ impl Uas {
     /// (`None`: run until killed). `hold_ms`: how long the default subscriber talks;
     /// `gap_ms`: between key presses.
     pub async fn start(name: &str, calls: Option<u32>, hold_ms: u32, gap_ms: u32) -> Uas {
-        let port = common::free_port();
+        Self::start_on(common::free_port(), name, calls, hold_ms, gap_ms).await
+    }
+
+    /// [`Uas::start`] on a given port.
+    pub async fn start_on(
+        port: u16,
+        name: &str,
+        calls: Option<u32>,
+        hold_ms: u32,
+        gap_ms: u32,
+    ) -> Uas {
         let dir = common::repo().join("tests/out/campaign").join(name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("out dir");
@@ -347,15 +357,27 @@ pub fn number(prefix: &str, middle: u32, suffix: &str) -> (String, String) {
 /// the registration window open, fast polling, and no RTP watchdog (SIPp sends RTP only
 /// for keys).
 pub fn overrides(trunk: SocketAddr, prompts: &Path, extra: &str) -> String {
-    format!(
+    let base = format!(
         "[trunk]\nhost = \"127.0.0.1\"\nport = {}\nusername = \"tongdai\"\npassword = \"s3cret\"\n\
          options_interval = \"0s\"\np_asserted_identity = \"sip:9090@mobifone.vn\"\n\
          [prompts]\ndir = \"{}\"\n[program]\ntoday = \"2021-12-01\"\n\
          [rtp]\ninactivity_timeout = \"300s\"\n[dialer]\npoll_interval = \"200ms\"\n\
-         instance = \"test-node\"\n{extra}",
+         instance = \"test-node\"\n",
         trunk.port(),
         prompts.display()
-    )
+    );
+    // `extra` wins, key by key within a section.
+    let mut doc: toml::Table = base.parse().expect("base toml");
+    let extra: toml::Table = extra.parse().expect("extra toml");
+    for (section, value) in extra {
+        match (doc.get_mut(&section), value) {
+            (Some(toml::Value::Table(t)), toml::Value::Table(o)) => t.extend(o),
+            (_, v) => {
+                doc.insert(section, v);
+            }
+        }
+    }
+    toml::to_string(&doc).expect("toml")
 }
 
 /// A policy that may call at any hour (the tests run whenever), with the given extra
