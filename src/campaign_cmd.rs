@@ -399,17 +399,14 @@ fn show(c: &CampaignRow, p: &CampaignProgress, survey: Option<&SatisfactionRepor
         days.join(","),
         pol.max_attempts
     );
-    match &p.hold {
-        Some(h) => {
-            let _ = writeln!(
-                out,
-                "  HELD: {} (since {}, instance {})",
-                h.detail,
-                local(h.since, &tz),
-                h.instance
-            );
-        }
-        None => {}
+    if let Some(h) = &p.hold {
+        let _ = writeln!(
+            out,
+            "  HELD: {} (since {}, instance {})",
+            h.detail,
+            local(h.since, &tz),
+            h.instance
+        );
     }
     let _ = writeln!(
         out,

@@ -137,9 +137,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let app = App::start(settings).await.context("starting the service")?;
+    // Handlers first: a signal right after "tongdai is up" must not hit the defaults
+    // (SIGHUP's would terminate the process).
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let app = App::start(settings).await.context("starting the service")?;
     loop {
         tokio::select! {
             r = tokio::signal::ctrl_c() => { r.context("waiting for Ctrl-C")?; break; }

@@ -87,7 +87,7 @@ impl Hold {
 
     /// Holds that only the store can lift (they are re-checked by claiming again when
     /// the campaign is due), as opposed to the runtime's own (trunk, dialplan, stop).
-    fn from_store(&self) -> bool {
+    fn is_store_hold(&self) -> bool {
         matches!(
             self,
             Hold::OutsideCallingWindow { .. }
@@ -535,7 +535,7 @@ impl Scheduler {
         if !run.dialplan_loaded {
             return Some(Hold::DialplanMissing(run.dialplan.clone()));
         }
-        run.store_hold.clone().filter(Hold::from_store)
+        run.store_hold.clone().filter(Hold::is_store_hold)
     }
 
     /// Holds that changed since the last call: `(campaign, Some(hold))` when one

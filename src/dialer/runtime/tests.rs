@@ -47,7 +47,7 @@ impl VClock {
         if at > g.0 {
             let d = at - g.0;
             g.0 = at;
-            g.1 = g.1 + jiff::SignedDuration::try_from(d).unwrap();
+            g.1 += jiff::SignedDuration::try_from(d).unwrap();
         }
     }
     fn clock(&self) -> Clock {
