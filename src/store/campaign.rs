@@ -19,7 +19,11 @@
 //!                                            // dialplan's last action result came back
 //!     sleep until claims.next_due (or a call ends, or an operator command)
 //! burst of 486/503 detected by the pacer: refund_attempt(id, now) for the burst's attempts
+//! a claim whose INVITE could not be sent (no port, SIP refused): release_attempt(id, now)
+//! holds (trunk down, outside the window …) as they change: set_campaign_hold(..)
 //! ```
+//!
+//! `dialer::runtime` is that caller.
 //!
 //! # Exactly-once claiming (the protocol of `dialer`'s module doc)
 //!
