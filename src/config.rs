@@ -467,6 +467,23 @@ mod tests {
     }
 
     #[test]
+    fn dialer_settings() {
+        let s = Settings::from_toml_overrides("[dialer]\ninstance = \" node-1 \"\n").unwrap();
+        assert!(s.dialer.enabled);
+        assert_eq!(s.dialer.instance_name(), "node-1");
+        assert_eq!(s.dialer.poll_interval, Duration::from_secs(1));
+        let s = Settings::from_toml_overrides("").unwrap();
+        assert!(!s.dialer.instance_name().is_empty(), "the host name");
+        let e = Settings::from_toml_overrides(
+            "[sip]\nmax_calls = 10\n[dialer]\ninbound_reserve = 10\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("dialer.inbound_reserve"), "{e}");
+        let e = Settings::from_toml_overrides("[dialer]\npoll_interval = \"10ms\"\n").unwrap_err();
+        assert!(e.to_string().contains("dialer.poll_interval"), "{e}");
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_errors() {
         let err = Settings::from_toml_overrides("[sip]\nlisten_typo = \"x\"\n").unwrap_err();
         assert!(err.to_string().contains("listen_typo"), "{err}");

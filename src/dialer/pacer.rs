@@ -18,7 +18,7 @@
 //! With [`Pacer::with_guard`], the window of (2) is `1 s + guard`: what the pacer
 //! records is when a call was decided and handed over, and the INVITE reaches the wire
 //! (and a peer's clock) a little later and with jitter, so a guard keeps the bound true
-//! as the far end measures it (the dialer runtime uses 50 ms).
+//! as the far end measures it (the dialer runtime uses 100 ms).
 //!
 //! While throttled, `r` above is the *effective* rate, which is never above `max_cps`,
 //! so the bounds hold with `max_cps` too.
@@ -349,6 +349,25 @@ pub(crate) mod tests {
         assert_eq!(next, t0 + SECOND);
         assert!(!p.poll_dial(next - Duration::from_nanos(1)));
         assert!(p.poll_dial(next));
+    }
+
+    #[test]
+    fn the_guard_widens_the_window() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(100, 5.0).with_guard(Duration::from_millis(50));
+        let mut starts = Vec::new();
+        let mut now = t0;
+        while starts.len() < 50 {
+            if p.poll_dial(now) {
+                p.call_started(now);
+                starts.push(now);
+            } else {
+                now = p.poll_timeout().unwrap().max(now);
+            }
+        }
+        for w in starts.windows(6) {
+            assert!(w[5] - w[0] >= ms(1050), "{:?}", w[5] - w[0]);
+        }
     }
 
     #[test]

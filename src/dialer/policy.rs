@@ -560,6 +560,43 @@ mod tests {
     }
 
     #[test]
+    fn policy_files_default_the_dialplan_by_kind() {
+        let p = CampaignPolicy::from_toml("max_cps = 2\n", CampaignKind::Survey).unwrap();
+        assert_eq!(
+            (p.kind, p.dialplan.as_str()),
+            (CampaignKind::Survey, "survey")
+        );
+        assert_eq!(p.max_cps, 2.0);
+        let p = CampaignPolicy::from_toml("", CampaignKind::Invitation).unwrap();
+        assert_eq!(p.dialplan, "invite");
+        assert_eq!(CampaignPolicy::default().dialplan, "invite");
+        let p = CampaignPolicy::from_toml("dialplan = \"invite-v2\"\n", CampaignKind::Invitation)
+            .unwrap();
+        assert_eq!(p.dialplan, "invite-v2");
+        // A file for the other kind is refused, naming the key.
+        let e =
+            CampaignPolicy::from_toml("kind = \"survey\"\n", CampaignKind::Invitation).unwrap_err();
+        assert!(e.to_string().contains("campaign.kind"), "{e}");
+        let e = CampaignPolicy::from_toml("max_cps = 0\n", CampaignKind::Invitation).unwrap_err();
+        assert!(e.to_string().contains("campaign.max_cps"), "{e}");
+        let e = CampaignPolicy::from_toml("max_cpss = 1\n", CampaignKind::Invitation).unwrap_err();
+        assert!(
+            e.to_string().contains("max_cpss") && e.to_string().contains("line 1"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_window_may_end_at_midnight() {
+        let w = CallingWindow::try_from("00:00-24:00".to_string()).unwrap();
+        assert_eq!(w.to_string(), "00:00-24:00");
+        assert!(w.contains(Time::constant(23, 59, 59, 999_000_000)));
+        assert!(w.contains(Time::midnight()));
+        let p: CampaignPolicy = toml::from_str("calling_windows = [\"20:00-24:00\"]").unwrap();
+        p.validate().unwrap();
+    }
+
+    #[test]
     fn bad_window_strings_are_refused() {
         assert!(CallingWindow::try_from("0800".to_string()).is_err());
         assert!(CallingWindow::try_from("08:00-25:00".to_string()).is_err());

@@ -154,7 +154,7 @@ impl Default for SchedulerConfig {
             retry_empty: Duration::from_secs(1),
             recheck: Duration::from_secs(30),
             error_backoff: Duration::from_secs(5),
-            pacing_guard: Duration::from_millis(50),
+            pacing_guard: Duration::from_millis(100),
         }
     }
 }
