@@ -171,6 +171,19 @@ impl Placer for SipPlacer {
             }
         };
         let transfer_host = self.trunk.borrow().addr.unwrap_or(self.ctx.sip.local_addr);
+        // In the call log at once: the dialer counts calls up from it (the inbound
+        // reserve), and the call task may not have run yet.
+        let mut record = CallRecord::new(
+            p.attempt.call_id.clone(),
+            dialed.leg,
+            Some(self.caller_id.clone()),
+            Some(p.attempt.msisdn.clone()),
+        );
+        record.direction = "outbound";
+        record.dialplan = Some(p.plan.name().to_string());
+        record.campaign_id = Some(p.attempt.campaign_id);
+        record.attempt_id = Some(p.attempt.attempt_id);
+        self.ctx.log.upsert_active(&record);
         let call = OutboundCall {
             attempt: p.attempt,
             leg: dialed.leg,
@@ -178,7 +191,7 @@ impl Placer for SipPlacer {
             port: p.port,
             events: rx,
             transfer_host,
-            caller_id: self.caller_id.clone(),
+            record,
         };
         self.tracker
             .spawn(run_outbound(self.ctx.clone(), call, ends));
@@ -195,8 +208,9 @@ pub struct OutboundCall {
     pub events: mpsc::UnboundedReceiver<LegEvent>,
     /// Where a transfer to a bare number goes (the trunk).
     pub transfer_host: SocketAddr,
-    /// Our number (the record's caller).
-    pub caller_id: String,
+    /// The call's record so far (already in the call log as active): caller 9090,
+    /// called the subscriber, direction outbound, campaign and attempt.
+    pub record: CallRecord,
 }
 
 /// Runs a campaign call to its end, files its record and reports the end to the dialer.
@@ -234,19 +248,8 @@ async fn run(ctx: Arc<CallContext>, call: OutboundCall) -> AttemptEnd {
         port,
         mut events,
         transfer_host,
-        caller_id,
+        mut record,
     } = call;
-    let mut record = CallRecord::new(
-        attempt.call_id.clone(),
-        leg,
-        Some(caller_id),
-        Some(attempt.msisdn.clone()),
-    );
-    record.direction = "outbound";
-    record.dialplan = Some(plan.name().to_string());
-    record.campaign_id = Some(attempt.campaign_id);
-    record.attempt_id = Some(attempt.attempt_id);
-    ctx.log.upsert_active(&record);
     tracing::info!(attempt_no = attempt.attempt_no, "INVITE sent");
 
     let ring_deadline = tokio::time::Instant::now() + attempt.ring_timeout;
