@@ -39,10 +39,9 @@ enum Db {
     Postgres,
 }
 
-async fn service(db: Db, name: &str, uas: &Uas) -> (Service, Option<common_store::TestDb>) {
+async fn service(db: Db, uas: &Uas) -> (Service, Option<common_store::TestDb>) {
     let dir = tempfile::tempdir().expect("tmp");
     let prompts = short_prompts(dir.path());
-    let _ = name;
     match db {
         Db::Sqlite => {
             let o = overrides(uas.addr(), &prompts, "");
@@ -86,7 +85,7 @@ fn secs_between(a: Timestamp, b: Timestamp) -> i64 {
 
 async fn invitation_flows_and_dispositions(db: Db) {
     let uas = Uas::start(&format!("invitation_{db:?}"), Some(11), 1000, 1200).await;
-    let (svc, pg) = service(db, "invitation", &uas).await;
+    let (svc, pg) = service(db, &uas).await;
     let store = svc.app.store.clone();
     let suffixes = [
         "01", "02", "03", "04", "05", "86", "80", "63", "44", "99", "41",
@@ -396,7 +395,7 @@ mod invitation {
 
 async fn survey_run(db: Db) {
     let uas = Uas::start(&format!("survey_{db:?}"), Some(3), 1000, 1000).await;
-    let (svc, pg) = service(db, "survey", &uas).await;
+    let (svc, pg) = service(db, &uas).await;
     let store = svc.app.store.clone();
     let program = tongdai::program::ProgramConfig {
         today: Some(jiff::civil::date(2021, 12, 1)),
