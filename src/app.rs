@@ -10,10 +10,13 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::{self, Clock, SystemClock};
 use crate::call::actions::{self, ProgramActions};
+use crate::call::outbound::SipPlacer;
 use crate::call::ports::RtpPorts;
 use crate::call::router::SharedDialplans;
 use crate::call::{CallContext, CallLog, router};
 use crate::config::Settings;
+use crate::dialer::SchedulerConfig;
+use crate::dialer::runtime::{Dialer, DialerConfig, DialerHandle, system_clock};
 use crate::ivr::{self, CompileContext, DialplanError, Dialplans};
 use crate::media::{MediaWorkers, PromptCache, PromptError};
 use crate::sip::transport::{self, Census, SipHandle};
@@ -83,6 +86,8 @@ pub struct App {
     /// Stops the media workers, after the calls (they play prompts during the grace).
     media_stop: CancellationToken,
     media_tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The campaign dialer (`None` when `[dialer] enabled = false`).
+    dialer: Option<DialerHandle>,
     settings: Settings,
 }
 
@@ -153,6 +158,7 @@ impl App {
             settings.rtp.port_max,
         ));
         let router_plans = dialplans.clone();
+        let dialer_ports = ports.clone();
 
         // The router needs the SIP handle (to answer) and the driver needs the router:
         // hand the context to the router through a cell filled right after spawn.
@@ -199,7 +205,37 @@ impl App {
             shutdown: shutdown.clone(),
             shutdown_grace: settings.shutdown.grace,
         });
-        let _ = ctx_cell.set(ctx);
+        let _ = ctx_cell.set(ctx.clone());
+
+        // The campaign dialer: recover what a previous run left dialling, then dial.
+        let dialer = if settings.dialer.enabled {
+            let placer = SipPlacer::new(
+                ctx,
+                dialplans.clone(),
+                dialer_ports,
+                tracker.clone(),
+                settings.trunk.caller_id.trim().to_string(),
+            );
+            let cfg = DialerConfig {
+                instance: settings.dialer.instance_name(),
+                poll_interval: settings.dialer.poll_interval,
+                scheduler: SchedulerConfig {
+                    outbound_ceiling: u32::try_from(
+                        settings.sip.max_calls - settings.dialer.inbound_reserve,
+                    )
+                    .unwrap_or(u32::MAX),
+                    ..SchedulerConfig::default()
+                },
+                program: Arc::new(settings.program.clone()),
+                call_id_host: advertised_ip.to_string(),
+            };
+            tracing::info!(instance = %cfg.instance, "campaign dialer starting");
+            let (dialer, ends) = Dialer::new(store.clone(), placer, cfg, system_clock());
+            dialer.recover().await?;
+            Some(dialer.spawn(ends))
+        } else {
+            None
+        };
 
         let http_listener = tokio::net::TcpListener::bind(settings.http.listen)
             .await
@@ -253,6 +289,7 @@ impl App {
             http_task,
             media_stop,
             media_tasks,
+            dialer,
             settings,
         })
     }
@@ -277,6 +314,9 @@ impl App {
     /// by Timer F) before the sockets close.
     pub async fn shutdown(self) {
         tracing::info!(grace = ?self.settings.shutdown.grace, active = self.calls.active_count(), "draining");
+        if let Some(dialer) = &self.dialer {
+            dialer.drain();
+        }
         self.sip.set_draining(true);
         self.shutdown.cancel();
         self.tracker.close();
@@ -286,6 +326,10 @@ impl App {
             .is_err()
         {
             tracing::warn!("calls still running after the grace period");
+        }
+        // The dialer finishes the attempts of the calls that just ended.
+        if let Some(dialer) = self.dialer {
+            dialer.shutdown(Duration::from_secs(10)).await;
         }
         let bye_wait = self.settings.sip.t1 * 64;
         let _ = tokio::time::timeout(bye_wait, async {

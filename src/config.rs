@@ -40,6 +40,44 @@ pub struct Settings {
     pub log: LogSettings,
     pub shutdown: ShutdownSettings,
     pub api: ApiSettings,
+    pub dialer: DialerSettings,
+}
+
+/// `[dialer]`: the campaign dialer inside the service (see `dialer::runtime`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DialerSettings {
+    /// Place the calls of running campaigns. `false`: this instance never dials (an
+    /// inbound-only node sharing the database).
+    pub enabled: bool,
+    /// This instance's stable name, written on every claim; at start-up only its own
+    /// unfinished attempts are recovered. Empty: the host name. Keep it the same across
+    /// restarts, and different for each instance sharing one PostgreSQL.
+    pub instance: String,
+    /// How often the campaigns table is read (start/pause/resume/stop by the CLI take
+    /// effect within this).
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Slots of `sip.max_calls` that campaign calls never take: a new outbound call
+    /// starts only while fewer than `max_calls − inbound_reserve` calls (inbound and
+    /// outbound) are up, so the hotline always has this many free lines.
+    pub inbound_reserve: usize,
+}
+
+impl DialerSettings {
+    /// `instance`, or the host name when it is empty.
+    pub fn instance_name(&self) -> String {
+        let configured = self.instance.trim();
+        if !configured.is_empty() {
+            return configured.to_string();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "tongdai".to_string())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -373,6 +411,18 @@ impl Settings {
                 "api.live_ticket_ttl and api.live_refresh must be > 0",
             );
         }
+        if self.dialer.inbound_reserve >= self.sip.max_calls {
+            return invalid(
+                "dialer.inbound_reserve",
+                "must be below sip.max_calls (campaigns need at least one line)",
+            );
+        }
+        if self.dialer.poll_interval < Duration::from_millis(100) {
+            return invalid("dialer.poll_interval", "must be at least 100ms");
+        }
+        if self.dialer.instance.trim().chars().count() > 100 {
+            return invalid("dialer.instance", "must be at most 100 characters");
+        }
         if let Err(e) = self.program.validate() {
             return Err(ConfigError::Invalid {
                 key: "program",
@@ -516,6 +566,23 @@ mod tests {
         assert_eq!(s.sip.t1, Duration::from_millis(50));
         assert_eq!(s.log.format, LogFormat::Json);
         assert_eq!(s.program.cap, 42);
+    }
+
+    #[test]
+    fn dialer_settings() {
+        let s = Settings::from_toml_overrides("[dialer]\ninstance = \" node-1 \"\n").unwrap();
+        assert!(s.dialer.enabled);
+        assert_eq!(s.dialer.instance_name(), "node-1");
+        assert_eq!(s.dialer.poll_interval, Duration::from_secs(1));
+        let s = Settings::from_toml_overrides("").unwrap();
+        assert!(!s.dialer.instance_name().is_empty(), "the host name");
+        let e = Settings::from_toml_overrides(
+            "[sip]\nmax_calls = 10\n[dialer]\ninbound_reserve = 10\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("dialer.inbound_reserve"), "{e}");
+        let e = Settings::from_toml_overrides("[dialer]\npoll_interval = \"10ms\"\n").unwrap_err();
+        assert!(e.to_string().contains("dialer.poll_interval"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,8 @@
-//! `tongdai serve | check | reload | import`: thin — telemetry, configuration, run until
-//! SIGTERM/Ctrl-C (SIGHUP reloads the dialplans).
+//! `tongdai serve | check | reload | import | campaign | dnc`: thin — telemetry,
+//! configuration, run until SIGTERM/Ctrl-C (SIGHUP reloads the dialplans); the campaign
+//! and do-not-call commands are in `campaign_cmd.rs`.
+
+mod campaign_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +48,18 @@ enum Cmd {
         #[command(subcommand)]
         what: ImportWhat,
     },
+    /// Outbound campaigns (invitations, surveys): create, list, show, start, pause,
+    /// resume, stop. Works on the store directly; a running service follows within a
+    /// second.
+    Campaign {
+        #[command(subcommand)]
+        cmd: campaign_cmd::CampaignCmd,
+    },
+    /// The do-not-call list shared by every campaign.
+    Dnc {
+        #[command(subcommand)]
+        cmd: campaign_cmd::DncCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -77,7 +92,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tongdai: {e:#}");
-            ExitCode::FAILURE
+            match e.downcast_ref::<campaign_cmd::Failure>() {
+                Some(f) => ExitCode::from(f.code),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -134,6 +152,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::Ok(())
             })
         }
+        Cmd::Campaign { cmd } => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+            runtime.block_on(campaign_cmd::campaign(&settings, cmd))
+        }
+        Cmd::Dnc { cmd } => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+            runtime.block_on(campaign_cmd::dnc(&settings, cmd))
+        }
         Cmd::Serve => {
             tongdai::telemetry::init(&settings.log);
             let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
@@ -144,9 +170,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let app = App::start(settings).await.context("starting the service")?;
+    // Handlers first: a signal right after "tongdai is up" must not hit the defaults
+    // (SIGHUP's would terminate the process).
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let app = App::start(settings).await.context("starting the service")?;
     loop {
         tokio::select! {
             r = tokio::signal::ctrl_c() => { r.context("waiting for Ctrl-C")?; break; }

@@ -83,6 +83,13 @@ pub struct CallRecord {
     pub dtmf_digits: u32,
     /// Media frames skipped because they were due too late (the send clock fell behind).
     pub rtp_late_frames: u64,
+    /// Campaign calls: the campaign and the attempt this call is.
+    pub campaign_id: Option<i64>,
+    pub attempt_id: Option<i64>,
+    /// Campaign calls: the disposition the dialer decided (`no_answer` for a 487 after
+    /// our ring timeout, `canceled` for our shutdown CANCEL …); `None`: from the final
+    /// status.
+    pub disposition: Option<&'static str>,
 }
 
 impl CallRecord {
@@ -117,6 +124,9 @@ impl CallRecord {
             rtp_packets_received: 0,
             dtmf_digits: 0,
             rtp_late_frames: 0,
+            campaign_id: None,
+            attempt_id: None,
+            disposition: None,
         }
     }
 

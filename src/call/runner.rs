@@ -59,14 +59,15 @@ pub struct CallContext {
 }
 
 impl CallContext {
-    /// Our side of a leg's SDP. `session_id` is the leg id (constant for the dialog);
-    /// `version` is 1 for the first offer or answer and goes up with every later one.
-    /// An outbound call renders its offer with `local_media(leg, port.port(), 1)`.
-    pub fn local_media(&self, leg: LegId, port: u16, version: u64) -> LocalMedia {
+    /// Our side of a leg's SDP. `session` is the `o=` session id, constant for the
+    /// dialog (the leg id inbound; the attempt id outbound, whose offer precedes the
+    /// leg); `version` is 1 for the first offer or answer and goes up with every later
+    /// one. An outbound call renders its offer with `local_media(attempt, port, 1)`.
+    pub fn local_media(&self, session: u64, port: u16, version: u64) -> LocalMedia {
         LocalMedia {
             addr: self.advertised_ip,
             port,
-            session_id: leg,
+            session_id: session,
             session_version: version,
         }
     }
@@ -101,8 +102,11 @@ pub struct AnsweredCall {
     /// The leg's events from the SIP driver.
     pub events: mpsc::UnboundedReceiver<LegEvent>,
     /// Our RTP port, the one in the SDP we sent (rendered with
-    /// `CallContext::local_media(leg, port, 1)`).
+    /// `CallContext::local_media(sdp_session, port, 1)`).
     pub port: RtpPort,
+    /// The `o=` session id of our SDP: the leg id inbound; outbound the offer went out
+    /// before the leg existed, so the attempt id.
+    pub sdp_session: u64,
     /// Where a transfer target given as a bare number goes (`sip:NUMBER@host`): the
     /// trunk the call came in on or went out through.
     pub transfer_host: SocketAddr,
@@ -152,6 +156,7 @@ pub async fn run_inbound(
             record,
             events,
             port,
+            sdp_session: call.leg,
             transfer_host: call.flow.remote(),
             start: DialplanStart::OnAck,
         };
@@ -211,6 +216,7 @@ pub async fn run_answered(ctx: Arc<CallContext>, call: AnsweredCall) -> CallReco
         mut record,
         events,
         port,
+        sdp_session,
         transfer_host,
         start,
     } = call;
@@ -235,6 +241,7 @@ pub async fn run_answered(ctx: Arc<CallContext>, call: AnsweredCall) -> CallReco
         plan,
         negotiated,
         port: port_number,
+        sdp_session,
         events,
         media: Some(media),
         notices,
@@ -242,6 +249,7 @@ pub async fn run_answered(ctx: Arc<CallContext>, call: AnsweredCall) -> CallReco
         pending_prompts: 0,
         action_tx,
         action_rx,
+        actions_running: 0,
         transferring: false,
         shutdown_deadline: None,
         session_version: 1,
@@ -287,6 +295,7 @@ struct Answered {
     plan: Arc<CompiledPlan>,
     negotiated: Negotiated,
     port: u16,
+    sdp_session: u64,
     events: mpsc::UnboundedReceiver<LegEvent>,
     /// `None` once closed.
     media: Option<MediaHandle>,
@@ -297,6 +306,9 @@ struct Answered {
     pending_prompts: usize,
     action_tx: mpsc::UnboundedSender<ActionResult>,
     action_rx: mpsc::UnboundedReceiver<ActionResult>,
+    /// Actions started and not yet answered: the call is not over (nor its record
+    /// filed, nor a campaign attempt finished) before their results are back.
+    actions_running: usize,
     /// A REFER is out; the call ends when the transfer succeeds or fails.
     transferring: bool,
     shutdown_deadline: Option<Instant>,
@@ -336,6 +348,7 @@ impl Answered {
                     }
                 },
                 Some(result) = self.action_rx.recv() => {
+                    self.actions_running = self.actions_running.saturating_sub(1);
                     tracing::info!(outcome = %result.outcome, "action result");
                     if let Some(engine) = self.engine.as_mut() {
                         engine.handle(now(), Input::ActionResult { outcome: result.outcome, vars: result.vars });
@@ -364,7 +377,7 @@ impl Answered {
 
     fn local_media(&self) -> LocalMedia {
         self.ctx
-            .local_media(self.leg, self.port, self.session_version)
+            .local_media(self.sdp_session, self.port, self.session_version)
     }
 
     fn start_dialplan(&mut self, t: Instant) {
@@ -540,6 +553,7 @@ impl Answered {
                     let actions = self.ctx.actions.clone();
                     let call = self.action_call.clone();
                     let tx = self.action_tx.clone();
+                    self.actions_running += 1;
                     tokio::spawn(
                         async move {
                             let result = actions.run(&name, &call, &vars).await;
@@ -613,6 +627,14 @@ impl Answered {
     }
 
     async fn finish(mut self, reason: &'static str) -> CallRecord {
+        // The caller may hang up while an action writes (a registration, an opt-out):
+        // its result still belongs to this call.
+        while self.actions_running > 0 {
+            if self.action_rx.recv().await.is_none() {
+                break;
+            }
+            self.actions_running -= 1;
+        }
         if let Some(media) = self.media.take() {
             let fin = media.close().await;
             // The notices sent before the session was removed: prompts that finished or
@@ -656,9 +678,10 @@ impl Answered {
 
 fn store_row(r: &CallRecord) -> CallRecordRow {
     let ts = |t: Option<SystemTime>| t.and_then(|t| jiff::Timestamp::try_from(t).ok());
-    let disposition = match r.final_status {
-        Some(code) => Disposition::from_sip_status(code),
-        None => Disposition::Failed,
+    let disposition = match (r.disposition.and_then(|d| d.parse().ok()), r.final_status) {
+        (Some(d), _) => d,
+        (None, Some(code)) => Disposition::from_sip_status(code),
+        (None, None) => Disposition::Failed,
     };
     CallRecordRow {
         call_id: r.call_id.clone(),
@@ -681,8 +704,8 @@ fn store_row(r: &CallRecord) -> CallRecordRow {
         digits: r.digits.clone(),
         ivr_path: r.ivr_path.clone(),
         prompts: r.prompts.iter().map(|p| p.id.clone()).collect(),
-        campaign_id: None,
-        attempt_id: None,
+        campaign_id: r.campaign_id,
+        attempt_id: r.attempt_id,
     }
 }
 

@@ -15,6 +15,11 @@
 //!    second's worth (`max(1, r)` cells), so the long-run rate is `r` even when `r` is not
 //!    an integer (2.5 cps: 3 in some seconds, 2 in others, 25 per 10 s).
 //!
+//! With [`Pacer::with_guard`], the window of (2) is `1 s + guard`: what the pacer
+//! records is when a call was decided and handed over, and the INVITE reaches the wire
+//! (and a peer's clock) a little later and with jitter, so a guard keeps the bound true
+//! as the far end measures it (the dialer runtime uses 100 ms).
+//!
 //! While throttled, `r` above is the *effective* rate, which is never above `max_cps`,
 //! so the bounds hold with `max_cps` too.
 //!
@@ -86,6 +91,8 @@ pub struct Pacer {
     finals: VecDeque<(Instant, bool)>,
     throttle: Option<Throttle>,
     last_now: Option<Instant>,
+    /// Length of the sliding window of guarantee (2): one second plus the guard.
+    window: Duration,
 }
 
 impl Pacer {
@@ -110,7 +117,14 @@ impl Pacer {
             finals: VecDeque::new(),
             throttle: None,
             last_now: None,
+            window: SECOND,
         }
+    }
+
+    /// Widens the per-second window to `1 s + guard` (see the module doc).
+    pub fn with_guard(mut self, guard: Duration) -> Pacer {
+        self.window = SECOND + guard;
+        self
     }
 
     /// May a new call start at `now`? Does not reserve anything: report the start with
@@ -250,7 +264,7 @@ impl Pacer {
         let log = if self.starts.len() >= cap {
             self.starts
                 .get(self.starts.len() - cap)
-                .map(|&oldest| oldest + SECOND)
+                .map(|&oldest| oldest + self.window)
         } else {
             None
         };
@@ -267,7 +281,7 @@ impl Pacer {
         };
         self.last_now = Some(now);
         while let Some(&s) = self.starts.front() {
-            if s + SECOND <= now {
+            if s + self.window <= now {
                 self.starts.pop_front();
             } else {
                 break;
@@ -335,6 +349,25 @@ pub(crate) mod tests {
         assert_eq!(next, t0 + SECOND);
         assert!(!p.poll_dial(next - Duration::from_nanos(1)));
         assert!(p.poll_dial(next));
+    }
+
+    #[test]
+    fn the_guard_widens_the_window() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(100, 5.0).with_guard(Duration::from_millis(50));
+        let mut starts = Vec::new();
+        let mut now = t0;
+        while starts.len() < 50 {
+            if p.poll_dial(now) {
+                p.call_started(now);
+                starts.push(now);
+            } else {
+                now = p.poll_timeout().unwrap().max(now);
+            }
+        }
+        for w in starts.windows(6) {
+            assert!(w[5] - w[0] >= ms(1050), "{:?}", w[5] - w[0]);
+        }
     }
 
     #[test]

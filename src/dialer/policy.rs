@@ -21,6 +21,37 @@ pub enum CampaignKind {
     Survey,
 }
 
+impl CampaignKind {
+    /// The bundled dialplan a campaign of this kind runs unless its policy names
+    /// another: `dialplans/invite.toml`, `dialplans/survey.toml`.
+    pub fn default_dialplan(self) -> &'static str {
+        match self {
+            CampaignKind::Invitation => "invite",
+            CampaignKind::Survey => "survey",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CampaignKind::Invitation => "invitation",
+            CampaignKind::Survey => "survey",
+        }
+    }
+}
+
+impl std::str::FromStr for CampaignKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "invitation" => Ok(CampaignKind::Invitation),
+            "survey" => Ok(CampaignKind::Survey),
+            _ => Err(format!(
+                "unknown campaign kind {s:?} (invitation or survey)"
+            )),
+        }
+    }
+}
+
 /// A day of the week as written in configuration (`"mon"` … `"sun"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -64,6 +95,7 @@ impl From<Weekday> for Day {
 ///
 /// Windows do not cross midnight (`start < end`); write two windows for that. The end is
 /// exclusive: with `"08:00-20:00"` a call may start at 19:59:59 but not at 20:00.
+/// `"24:00"` as the end means the end of the day (`"00:00-24:00"`: all day).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct CallingWindow {
@@ -85,7 +117,9 @@ impl CallingWindow {
 impl fmt::Display for CallingWindow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let hm = |t: Time| {
-            if t.second() == 0 && t.subsec_nanosecond() == 0 {
+            if t == Time::MAX {
+                "24:00".to_string()
+            } else if t.second() == 0 && t.subsec_nanosecond() == 0 {
                 format!("{:02}:{:02}", t.hour(), t.minute())
             } else {
                 t.to_string()
@@ -109,6 +143,9 @@ impl TryFrom<String> for CallingWindow {
             .split_once('-')
             .ok_or_else(|| format!("calling window {s:?} is not \"HH:MM-HH:MM\""))?;
         let parse = |x: &str| {
+            if x.trim() == "24:00" {
+                return Ok(Time::MAX);
+            }
             x.trim()
                 .parse::<Time>()
                 .map_err(|e| format!("calling window {s:?}: bad time {x:?}: {e}"))
@@ -224,7 +261,7 @@ impl Default for CampaignPolicy {
     fn default() -> Self {
         CampaignPolicy {
             kind: CampaignKind::Invitation,
-            dialplan: "invitation".to_owned(),
+            dialplan: CampaignKind::Invitation.default_dialplan().to_owned(),
             max_concurrent: 20,
             max_cps: 5.0,
             ring_timeout: Duration::from_secs(30),
@@ -238,6 +275,61 @@ impl Default for CampaignPolicy {
             max_attempts: 3,
             retry: RetryPolicy::default(),
         }
+    }
+}
+
+/// A policy file that could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyFileError {
+    /// Not TOML, an unknown key, or a value of the wrong type (the message names the
+    /// key and the line).
+    #[error("campaign policy: {0}")]
+    Syntax(String),
+    #[error(transparent)]
+    Invalid(#[from] PolicyError),
+}
+
+impl CampaignPolicy {
+    /// The default policy of a kind: its default dialplan, the other defaults as
+    /// documented on the fields.
+    pub fn for_kind(kind: CampaignKind) -> CampaignPolicy {
+        CampaignPolicy {
+            kind,
+            dialplan: kind.default_dialplan().to_owned(),
+            ..CampaignPolicy::default()
+        }
+    }
+
+    /// Reads a policy file (what `tongdai campaign create --policy FILE` takes) for a
+    /// campaign of `kind`: every key optional; `kind`, when written, must match; without
+    /// `dialplan` the kind's own plan (`invite` or `survey`) is used. Validated.
+    pub fn from_toml(text: &str, kind: CampaignKind) -> Result<CampaignPolicy, PolicyFileError> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| PolicyFileError::Syntax(e.to_string()))?;
+        let names_dialplan = table.contains_key("dialplan");
+        let names_kind = table.contains_key("kind");
+        // Parsed from the text again (not the table) so errors carry line numbers.
+        let mut policy: CampaignPolicy =
+            toml::from_str(text).map_err(|e| PolicyFileError::Syntax(e.to_string()))?;
+        if names_kind && policy.kind != kind {
+            return Err(PolicyFileError::Invalid(PolicyError {
+                problems: vec![PolicyProblem {
+                    key: "kind".into(),
+                    problem: format!(
+                        "the file says {:?} but the campaign is {:?}",
+                        policy.kind.as_str(),
+                        kind.as_str()
+                    ),
+                }],
+            }));
+        }
+        policy.kind = kind;
+        if !names_dialplan {
+            policy.dialplan = kind.default_dialplan().to_owned();
+        }
+        policy.validate()?;
+        Ok(policy)
     }
 }
 
@@ -465,6 +557,43 @@ mod tests {
         assert_eq!(b.delay(4), m(40));
         assert_eq!(b.delay(5), m(60));
         assert_eq!(b.delay(50), m(60));
+    }
+
+    #[test]
+    fn policy_files_default_the_dialplan_by_kind() {
+        let p = CampaignPolicy::from_toml("max_cps = 2\n", CampaignKind::Survey).unwrap();
+        assert_eq!(
+            (p.kind, p.dialplan.as_str()),
+            (CampaignKind::Survey, "survey")
+        );
+        assert_eq!(p.max_cps, 2.0);
+        let p = CampaignPolicy::from_toml("", CampaignKind::Invitation).unwrap();
+        assert_eq!(p.dialplan, "invite");
+        assert_eq!(CampaignPolicy::default().dialplan, "invite");
+        let p = CampaignPolicy::from_toml("dialplan = \"invite-v2\"\n", CampaignKind::Invitation)
+            .unwrap();
+        assert_eq!(p.dialplan, "invite-v2");
+        // A file for the other kind is refused, naming the key.
+        let e =
+            CampaignPolicy::from_toml("kind = \"survey\"\n", CampaignKind::Invitation).unwrap_err();
+        assert!(e.to_string().contains("campaign.kind"), "{e}");
+        let e = CampaignPolicy::from_toml("max_cps = 0\n", CampaignKind::Invitation).unwrap_err();
+        assert!(e.to_string().contains("campaign.max_cps"), "{e}");
+        let e = CampaignPolicy::from_toml("max_cpss = 1\n", CampaignKind::Invitation).unwrap_err();
+        assert!(
+            e.to_string().contains("max_cpss") && e.to_string().contains("line 1"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_window_may_end_at_midnight() {
+        let w = CallingWindow::try_from("00:00-24:00".to_string()).unwrap();
+        assert_eq!(w.to_string(), "00:00-24:00");
+        assert!(w.contains(Time::constant(23, 59, 59, 999_000_000)));
+        assert!(w.contains(Time::midnight()));
+        let p: CampaignPolicy = toml::from_str("calling_windows = [\"20:00-24:00\"]").unwrap();
+        p.validate().unwrap();
     }
 
     #[test]

@@ -195,6 +195,11 @@ pub fn next_attempt_in(
     }
 }
 
+/// Uncharged retries (trunk throttling, our own CANCEL) a contact may get before its
+/// attempts are charged anyway, so a trunk that throttles for hours cannot keep a
+/// contact cycling forever.
+pub const MAX_UNCHARGED_RETRIES: u32 = 10;
+
 /// A retry that is not the subscriber's doing and does not count against
 /// `max_attempts`: after `retry.throttled`, moved into a calling window.
 pub fn uncharged_retry(finished_at: Timestamp, policy: &CampaignPolicy) -> RetryDecision {

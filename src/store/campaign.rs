@@ -19,7 +19,11 @@
 //!                                            // dialplan's last action result came back
 //!     sleep until claims.next_due (or a call ends, or an operator command)
 //! burst of 486/503 detected by the pacer: refund_attempt(id, now) for the burst's attempts
+//! a claim whose INVITE could not be sent (no port, SIP refused): release_attempt(id, now)
+//! holds (trunk down, outside the window …) as they change: set_campaign_hold(..)
 //! ```
+//!
+//! `dialer::runtime` is that caller.
 //!
 //! # Exactly-once claiming (the protocol of `dialer`'s module doc)
 //!
@@ -59,11 +63,11 @@ use types::{
     kind_str, parse_state, policy_to_db, state_str,
 };
 pub use types::{
-    AttemptEnd, AttemptRow, AttemptStatus, CallLaterRequest, CampaignLine, CampaignProgress,
-    CampaignRow, ClaimHold, ClaimedAttempt, Claims, ContactEnd, ContactRow, ContactState,
-    CreatedCampaign, DncEntry, DncImportReport, DncSource, FinishedAttempt, FlowOutcome,
-    RecoveredAttempt, Resolution, SatisfactionReport, ScaleSummary, SurveyAnswer, SurveyQuestion,
-    YesNoSummary,
+    AttemptEnd, AttemptRow, AttemptStatus, CallLaterRequest, CampaignHoldRow, CampaignLine,
+    CampaignProgress, CampaignRow, ClaimHold, ClaimedAttempt, Claims, ContactEnd, ContactRow,
+    ContactState, CreatedCampaign, DncEntry, DncImportReport, DncSource, FinishedAttempt,
+    FlowOutcome, RecoveredAttempt, Resolution, SatisfactionReport, ScaleSummary, SurveyAnswer,
+    SurveyQuestion, YesNoSummary,
 };
 
 use std::time::Duration;
@@ -71,8 +75,7 @@ use std::time::Duration;
 use super::error::{StoreError, is_retryable};
 use super::types::{CallRecordRow, SubscriberRaw};
 use super::{MAX_ATTEMPTS, Pools, REGISTRATIONS_COUNTER, Step, Store, time};
-use crate::dialer::campaign::MAX_UNCHARGED_RETRIES;
-use crate::dialer::retry::uncharged_retry;
+use crate::dialer::retry::{MAX_UNCHARGED_RETRIES, uncharged_retry};
 use crate::dialer::{
     CallOutcome, CampaignKind, CampaignPolicy, CampaignState, Disposition, RetryDecision,
     is_allowed, next_allowed, next_attempt,
@@ -191,8 +194,9 @@ fn call_later_at(
     }
 }
 
-/// The retry decision for a finished attempt, and whether it is charged — the same
-/// rules as the in-memory `dialer::Campaign::attempt_finished`.
+/// The retry decision for a finished attempt, and whether it is charged: throttled
+/// busy/congested finals and our own CANCEL are uncharged (at most
+/// `MAX_UNCHARGED_RETRIES` times), everything else goes through `dialer::next_attempt`.
 pub(crate) fn decide(
     contact: &ContactRow,
     end: &AttemptEnd,
@@ -1165,9 +1169,12 @@ impl Store {
         Ok(out)
     }
 
-    /// The INVITE never left: the attempt is `released` (not charged) and its contact
-    /// is due again as it was.
-    async fn release_attempt(&self, attempt_id: i64, now: Timestamp) -> Result<(), StoreError> {
+    /// The INVITE of a claimed attempt never left (the dial was refused before anything
+    /// was sent — no RTP port, SIP at `max_calls`, shutting down — or a restart found no
+    /// trace of it): the attempt is `released` (not charged, resolution
+    /// `recovered_no_trace`) and its contact is due again as it was.
+    /// [`StoreError::AttemptNotDialing`] when it is no longer `dialing`.
+    pub async fn release_attempt(&self, attempt_id: i64, now: Timestamp) -> Result<(), StoreError> {
         let now_db = time::to_db(now);
         let _guard = self.write_guard().await;
         with_retry!(async {
@@ -1203,6 +1210,89 @@ impl Store {
                 finish!(tx, step)
             })
         })
+    }
+
+    // ---- the dialer's holds -------------------------------------------------------------
+
+    /// Records why the dialer (`instance`) is not dialling a campaign (`Some((code,
+    /// detail))`), or that it dials again (`None`). `since` is kept while the code stays
+    /// the same.
+    pub async fn set_campaign_hold(
+        &self,
+        campaign_id: i64,
+        instance: &str,
+        hold: Option<(&str, &str)>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let now_db = time::to_db(now);
+        let _guard = self.write_guard().await;
+        with_retry!(async {
+            on_pool!(self, pool => {
+                match hold {
+                    None => {
+                        sqlx::query("DELETE FROM campaign_holds WHERE campaign_id = $1")
+                            .bind(campaign_id)
+                            .execute(pool)
+                            .await?;
+                    }
+                    Some((code, detail)) => {
+                        sqlx::query(
+                            "INSERT INTO campaign_holds (campaign_id, code, detail, instance, since) \
+                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (campaign_id) DO UPDATE SET \
+                             since = CASE WHEN campaign_holds.code = excluded.code \
+                             THEN campaign_holds.since ELSE excluded.since END, \
+                             code = excluded.code, detail = excluded.detail, instance = excluded.instance",
+                        )
+                        .bind(campaign_id)
+                        .bind(code)
+                        .bind(detail)
+                        .bind(instance)
+                        .bind(&now_db)
+                        .execute(pool)
+                        .await?;
+                    }
+                }
+            });
+            Ok::<(), StoreError>(())
+        })
+    }
+
+    /// Removes every hold `instance` reported (at start-up: what a previous run left).
+    pub async fn clear_campaign_holds(&self, instance: &str) -> Result<(), StoreError> {
+        let _guard = self.write_guard().await;
+        with_retry!(async {
+            on_pool!(self, pool => {
+                sqlx::query("DELETE FROM campaign_holds WHERE instance = $1")
+                    .bind(instance)
+                    .execute(pool)
+                    .await?;
+            });
+            Ok::<(), StoreError>(())
+        })
+    }
+
+    /// The dialer's hold of a campaign, if any.
+    pub async fn campaign_hold(
+        &self,
+        campaign_id: i64,
+    ) -> Result<Option<CampaignHoldRow>, StoreError> {
+        let row: Option<(String, String, String, String)> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT code, detail, instance, since FROM campaign_holds WHERE campaign_id = $1",
+            )
+            .bind(campaign_id)
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(|(code, detail, instance, since)| {
+            Ok(CampaignHoldRow {
+                code,
+                detail,
+                instance,
+                since: time::from_db("campaign_holds", "since", &since)?,
+            })
+        })
+        .transpose()
     }
 
     // ---- what the dialplan's actions record -------------------------------------------
@@ -1504,6 +1594,12 @@ impl Store {
             p.answer_rate = Some(f64::from(answered) / f64::from(p.attempts));
         }
         p.next_due = next_due_from(min_due, now, &campaign.policy)?;
+        if matches!(
+            campaign.state,
+            CampaignState::Running | CampaignState::Paused
+        ) {
+            p.hold = self.campaign_hold(id).await?;
+        }
         Ok(p)
     }
 }

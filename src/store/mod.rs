@@ -47,11 +47,11 @@ use sqlx::sqlite::{
 };
 
 pub use campaign::{
-    AttemptEnd, AttemptRow, AttemptStatus, CallLaterRequest, CampaignLine, CampaignProgress,
-    CampaignRow, ClaimHold, ClaimRequest, ClaimedAttempt, Claims, ContactEnd, ContactRow,
-    ContactState, CreatedCampaign, DncEntry, DncImportReport, DncSource, FinishedAttempt,
-    FlowOutcome, RecoveredAttempt, Resolution, SatisfactionReport, ScaleSummary, SurveyAnswer,
-    SurveyQuestion, YesNoSummary,
+    AttemptEnd, AttemptRow, AttemptStatus, CallLaterRequest, CampaignHoldRow, CampaignLine,
+    CampaignProgress, CampaignRow, ClaimHold, ClaimRequest, ClaimedAttempt, Claims, ContactEnd,
+    ContactRow, ContactState, CreatedCampaign, DncEntry, DncImportReport, DncSource,
+    FinishedAttempt, FlowOutcome, RecoveredAttempt, Resolution, SatisfactionReport, ScaleSummary,
+    SurveyAnswer, SurveyQuestion, YesNoSummary,
 };
 pub use error::{ImportError, StoreError};
 pub use types::{

@@ -545,6 +545,21 @@ pub struct CampaignProgress {
     pub answer_rate: Option<f64>,
     /// When the next waiting contact is due (inside a calling window).
     pub next_due: Option<Timestamp>,
+    /// Why the dialer is not dialling this campaign, if it said so (trunk down,
+    /// outside the calling window, cap reached, service stopping …).
+    pub hold: Option<CampaignHoldRow>,
+}
+
+/// The dialer runtime's reason for not dialling a campaign (`campaign_holds`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CampaignHoldRow {
+    /// `dialer::Hold::code()`: `trunk_not_registered`, `outside_calling_window`, …
+    pub code: String,
+    /// Human-readable, with the code first.
+    pub detail: String,
+    /// The service instance that reported it.
+    pub instance: String,
+    pub since: Timestamp,
 }
 
 /// One line of the supervisors' campaign table.
