@@ -112,7 +112,7 @@ async fn every_route_admits_exactly_its_roles(db: Db) {
     assert_eq!(r.status, StatusCode::FORBIDDEN, "reload is admin-only");
     let r = api.post("/reload", "admin", "").await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
-    assert_eq!(r.json()["reloaded"], 2);
+    assert_eq!(r.json()["reloaded"], 4);
     let r = api.get("/api/v1/whoami", "vinmec2").await;
     assert_eq!(r.json()["name"], "vinmec2");
     assert_eq!(r.json()["role"], "vinmec");
@@ -176,7 +176,7 @@ async fn without_tokens_the_api_answers_401_and_says_how_to_add_one() {
     assert_eq!(v["ready"], true);
     assert_eq!(v["sip"], true);
     assert_eq!(v["store"], true);
-    assert_eq!(v["dialplans"], 2);
+    assert_eq!(v["dialplans"], 4);
     svc.app.shutdown().await;
 }
 
