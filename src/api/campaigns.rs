@@ -475,7 +475,7 @@ pub async fn create(
     }
     let policy = policy_of(b.kind, b.policy)?;
     let loaded = (s.dialplan_names)();
-    if !loaded.iter().any(|n| *n == policy.dialplan) {
+    if !loaded.contains(&policy.dialplan) {
         return Err(ApiError::field(
             "policy.dialplan",
             format!(

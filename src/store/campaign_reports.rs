@@ -54,6 +54,11 @@ type ContactRaw = (
     Option<String>,
 );
 
+/// Per contact: finished attempts, whether one completed the survey.
+type AttemptsRaw = (i64, i64, i64);
+/// Contact, question, value, when.
+type AnswerRaw = (i64, String, i64, String);
+
 const SURVEY_CONTACTS: &str = "SELECT c.id, c.campaign_id, k.name, c.registration_id, c.msisdn, \
      c.state, c.done_reason, c.last_disposition, r.name, r.specialty, q.consulted_at \
      FROM campaign_contacts c JOIN campaigns k ON k.id = c.campaign_id \
@@ -98,22 +103,18 @@ impl Store {
         const C: &str = "campaign_contacts";
         let key = campaign_id.unwrap_or(0);
         let all = campaign_id.is_none();
-        let (contacts, attempts, answers): (
-            Vec<ContactRaw>,
-            Vec<(i64, i64, i64)>,
-            Vec<(i64, String, i64, String)>,
-        ) = on_pool!(self, pool => {
+        let (contacts, attempts, answers): (Vec<ContactRaw>, Vec<AttemptsRaw>, Vec<AnswerRaw>) = on_pool!(self, pool => {
             let contacts: Vec<ContactRaw> = sqlx::query_as(SURVEY_CONTACTS)
                 .bind(key)
                 .bind(all)
                 .fetch_all(pool)
                 .await?;
-            let attempts: Vec<(i64, i64, i64)> = sqlx::query_as(SURVEY_ATTEMPTS)
+            let attempts: Vec<AttemptsRaw> = sqlx::query_as(SURVEY_ATTEMPTS)
                 .bind(key)
                 .bind(all)
                 .fetch_all(pool)
                 .await?;
-            let answers: Vec<(i64, String, i64, String)> = sqlx::query_as(SURVEY_ANSWERS)
+            let answers: Vec<AnswerRaw> = sqlx::query_as(SURVEY_ANSWERS)
                 .bind(key)
                 .bind(all)
                 .fetch_all(pool)
