@@ -642,6 +642,36 @@ mod tests {
     }
 
     #[test]
+    fn trunk_gauges_say_unknown_as_not_reachable_and_no_rtt_as_nan() {
+        let m = Metrics::new();
+        let mut t = TrunkState {
+            configured: true,
+            ..TrunkState::default()
+        };
+        m.observe_trunk(&t, false);
+        let text = m.encode();
+        for line in [
+            "tongdai_trunk_configured 1",
+            "tongdai_trunk_up 0",
+            "tongdai_trunk_reachable 0",
+            "tongdai_trunk_options_rtt_seconds NaN",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        t.reachable = Some(true);
+        t.last_options_rtt = Some(std::time::Duration::from_millis(12));
+        m.observe_trunk(&t, true);
+        let text = m.encode();
+        for line in [
+            "tongdai_trunk_up 1",
+            "tongdai_trunk_reachable 1",
+            "tongdai_trunk_options_rtt_seconds 0.012",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+    }
+
+    #[test]
     fn gauges_report_zero_for_every_known_label() {
         let m = Metrics::new();
         let mut regs = RegistrationStats {
