@@ -268,6 +268,16 @@ impl App {
                     let dialplans = dialplans.clone();
                     move || dialplans.read().map(|d| d.len()).unwrap_or(0)
                 }),
+                dialplan_names: Arc::new({
+                    let dialplans = dialplans.clone();
+                    move || {
+                        dialplans
+                            .read()
+                            .map(|d| d.names().map(str::to_owned).collect())
+                            .unwrap_or_default()
+                    }
+                }),
+                outbound_line: settings.trunk.trunk_config().map(|t| t.caller_id),
                 metrics,
                 clock,
                 settings: settings.api.clone(),

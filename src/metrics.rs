@@ -7,9 +7,13 @@
 //!   visits, DTMF digits by method and RTP packet counts are accounted when a call's
 //!   record reaches the log — the call task itself knows nothing about metrics. Per-call
 //!   media figures are added when the call ends (that is when its record carries them).
-//! - **Gauges read at scrape time** ([`Metrics::observe`]): active calls, registrations
-//!   and the cap, the Vinmec queue, tokio's live tasks. Reading them when asked keeps
-//!   them exact (no second bookkeeping that could drift from the store).
+//! - **Gauges read at scrape time** ([`Metrics::observe`], [`Metrics::observe_campaigns`],
+//!   [`Metrics::observe_trunk`]): active calls, registrations and the cap, the Vinmec
+//!   queue, tokio's live tasks, each campaign's queue and attempts, the survey's
+//!   satisfaction, the trunk. Reading them when asked keeps them exact (no second
+//!   bookkeeping that could drift from the store). Campaign figures come from the store,
+//!   which already counts every finished attempt: they are gauges of stored totals (a
+//!   restart does not reset them), not counters of this process.
 //!
 //! One registry per [`Metrics`] (not a process global), so services started by tests
 //! in one process do not add up each other's counters.
@@ -24,7 +28,11 @@ use prometheus_client::registry::Registry;
 
 use crate::call::{CallObserver, CallRecord};
 use crate::program::{Channel, Status};
-use crate::store::{Disposition, QueueStats, QueueStatus, RegistrationStats};
+use crate::sip::TrunkState;
+use crate::store::{
+    CampaignLine, ContactEnd, Disposition, FlowOutcome, QueueStats, QueueStatus, RegistrationStats,
+    SatisfactionReport,
+};
 
 /// The content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -63,6 +71,36 @@ struct QueueLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CampaignLabels {
+    campaign: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CampaignStateLabels {
+    campaign: String,
+    kind: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CampaignDispositionLabels {
+    campaign: String,
+    disposition: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CampaignReasonLabels {
+    campaign: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CampaignOutcomeLabels {
+    campaign: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
     route: String,
     status: String,
@@ -70,6 +108,12 @@ struct HttpLabels {
 
 /// Directions a call can have (a label value is reported for each, zero included).
 const DIRECTIONS: [&str; 2] = ["inbound", "outbound"];
+
+/// Where a campaign's contacts are (every contact is in exactly one).
+const CONTACT_STATES: [&str; 5] = ["waiting", "dialing", "in_call", "retry_pending", "done"];
+const CAMPAIGN_STATES: [&str; 5] = ["draft", "running", "paused", "stopped", "completed"];
+
+type FloatGauge = Gauge<f64, AtomicU64>;
 
 pub struct Metrics {
     registry: Registry,
@@ -89,6 +133,23 @@ pub struct Metrics {
     queue_oldest_waiting: Gauge<f64, AtomicU64>,
     tasks_alive: Gauge<i64, AtomicI64>,
     http_requests: Family<HttpLabels, Counter>,
+    campaign_contacts: Family<CampaignStateLabels, Gauge>,
+    campaign_state: Family<CampaignStateLabels, Gauge>,
+    campaign_done: Family<CampaignReasonLabels, Gauge>,
+    campaign_done_by_disposition: Family<CampaignDispositionLabels, Gauge>,
+    campaign_attempts: Family<CampaignDispositionLabels, Gauge>,
+    campaign_outcomes: Family<CampaignOutcomeLabels, Gauge>,
+    satisfaction_mean: FloatGauge,
+    satisfaction_share: FloatGauge,
+    satisfaction_answers: Gauge,
+    campaign_satisfaction_mean: Family<CampaignLabels, FloatGauge>,
+    campaign_satisfaction_share: Family<CampaignLabels, FloatGauge>,
+    trunk_configured: Gauge,
+    trunk_up: Gauge,
+    trunk_registered: Gauge,
+    trunk_reachable: Gauge,
+    trunk_register_failures: Gauge,
+    trunk_options_rtt: FloatGauge,
 }
 
 impl Default for Metrics {
@@ -127,6 +188,23 @@ impl Metrics {
             queue_oldest_waiting: Gauge::default(),
             tasks_alive: Gauge::default(),
             http_requests: Family::default(),
+            campaign_contacts: Family::default(),
+            campaign_state: Family::default(),
+            campaign_done: Family::default(),
+            campaign_done_by_disposition: Family::default(),
+            campaign_attempts: Family::default(),
+            campaign_outcomes: Family::default(),
+            satisfaction_mean: FloatGauge::default(),
+            satisfaction_share: FloatGauge::default(),
+            satisfaction_answers: Gauge::default(),
+            campaign_satisfaction_mean: Family::default(),
+            campaign_satisfaction_share: Family::default(),
+            trunk_configured: Gauge::default(),
+            trunk_up: Gauge::default(),
+            trunk_registered: Gauge::default(),
+            trunk_reachable: Gauge::default(),
+            trunk_register_failures: Gauge::default(),
+            trunk_options_rtt: FloatGauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -201,6 +279,95 @@ impl Metrics {
             "HTTP requests by route and status",
             m.http_requests.clone(),
         );
+        registry.register(
+            "campaign_contacts",
+            "Campaign contacts by where they are: waiting (never dialled), dialing, in_call, \
+             retry_pending, done",
+            m.campaign_contacts.clone(),
+        );
+        registry.register(
+            "campaign_state",
+            "1 for the state each campaign is in (draft, running, paused, stopped, completed)",
+            m.campaign_state.clone(),
+        );
+        registry.register(
+            "campaign_contacts_done",
+            "Done campaign contacts by why they are done",
+            m.campaign_done.clone(),
+        );
+        registry.register(
+            "campaign_contacts_done_by_disposition",
+            "Done campaign contacts by their last call's disposition",
+            m.campaign_done_by_disposition.clone(),
+        );
+        registry.register(
+            "campaign_attempts",
+            "Finished campaign attempts by disposition (stored totals)",
+            m.campaign_attempts.clone(),
+        );
+        registry.register(
+            "campaign_outcomes",
+            "Finished campaign attempts by the answered call's flow outcome (stored totals)",
+            m.campaign_outcomes.clone(),
+        );
+        registry.register(
+            "satisfaction_mean",
+            "Mean answer to the survey's satisfaction question (1-5), all survey campaigns; \
+             NaN before the first answer",
+            m.satisfaction_mean.clone(),
+        );
+        registry.register(
+            "satisfaction_share_4_5",
+            "Share of satisfaction answers that are 4 or 5, all survey campaigns; NaN \
+             before the first answer",
+            m.satisfaction_share.clone(),
+        );
+        registry.register(
+            "satisfaction_answers",
+            "Registrations that answered the satisfaction question",
+            m.satisfaction_answers.clone(),
+        );
+        registry.register(
+            "campaign_satisfaction_mean",
+            "Mean satisfaction answer (1-5) per survey campaign",
+            m.campaign_satisfaction_mean.clone(),
+        );
+        registry.register(
+            "campaign_satisfaction_share_4_5",
+            "Share of satisfaction answers that are 4 or 5, per survey campaign",
+            m.campaign_satisfaction_share.clone(),
+        );
+        registry.register(
+            "trunk_configured",
+            "1 when a SIP trunk is configured",
+            m.trunk_configured.clone(),
+        );
+        registry.register(
+            "trunk_up",
+            "1 when the trunk answers and is registered where it must be",
+            m.trunk_up.clone(),
+        );
+        registry.register(
+            "trunk_registered",
+            "1 while our REGISTER binding with the trunk is valid",
+            m.trunk_registered.clone(),
+        );
+        registry.register(
+            "trunk_reachable",
+            "1 when the trunk answered its last OPTIONS/REGISTER, 0 when it did not or no \
+             verdict yet",
+            m.trunk_reachable.clone(),
+        );
+        registry.register(
+            "trunk_register_failures",
+            "Consecutive failed REGISTERs",
+            m.trunk_register_failures.clone(),
+        );
+        registry.register(
+            "trunk_options_rtt_seconds",
+            "Round trip of the last answered OPTIONS keepalive; NaN before the first",
+            m.trunk_options_rtt.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -247,6 +414,110 @@ impl Metrics {
             let n = handle.metrics().num_alive_tasks();
             self.tasks_alive.set(i64::try_from(n).unwrap_or(i64::MAX));
         }
+    }
+
+    /// Sets the campaign gauges from the store's campaign lines and satisfaction
+    /// reports (`per_campaign`: survey campaigns' names and reports). Every known label
+    /// value is reported, zero included, so a series never vanishes.
+    pub fn observe_campaigns(
+        &self,
+        lines: &[CampaignLine],
+        overall: &SatisfactionReport,
+        per_campaign: &[(String, SatisfactionReport)],
+    ) {
+        let n = |v: u32| i64::from(v);
+        for line in lines {
+            let c = &line.campaign;
+            let p = &line.progress;
+            let kind = match c.kind {
+                crate::dialer::CampaignKind::Invitation => "invitation",
+                crate::dialer::CampaignKind::Survey => "survey",
+            };
+            let labels = |state: &str| CampaignStateLabels {
+                campaign: c.name.clone(),
+                kind: kind.to_owned(),
+                state: state.to_owned(),
+            };
+            for (state, v) in CONTACT_STATES.iter().zip([
+                p.waiting,
+                p.dialing,
+                p.in_call,
+                p.retry_pending,
+                p.done,
+            ]) {
+                self.campaign_contacts
+                    .get_or_create(&labels(state))
+                    .set(n(v));
+            }
+            let current = c.state.to_string();
+            for state in CAMPAIGN_STATES {
+                self.campaign_state
+                    .get_or_create(&labels(state))
+                    .set(i64::from(current == state));
+            }
+            for &reason in ContactEnd::ALL {
+                self.campaign_done
+                    .get_or_create(&CampaignReasonLabels {
+                        campaign: c.name.clone(),
+                        reason: reason.as_str().to_owned(),
+                    })
+                    .set(n(p.done_by_reason.get(&reason).copied().unwrap_or(0)));
+            }
+            for d in crate::api::campaigns::DISPOSITIONS {
+                let labels = CampaignDispositionLabels {
+                    campaign: c.name.clone(),
+                    disposition: d.as_str().to_owned(),
+                };
+                self.campaign_done_by_disposition
+                    .get_or_create(&labels)
+                    .set(n(p.done_by_disposition.get(&d).copied().unwrap_or(0)));
+                self.campaign_attempts.get_or_create(&labels).set(n(p
+                    .attempts_by_disposition
+                    .get(&d)
+                    .copied()
+                    .unwrap_or(0)));
+            }
+            for &o in FlowOutcome::ALL {
+                self.campaign_outcomes
+                    .get_or_create(&CampaignOutcomeLabels {
+                        campaign: c.name.clone(),
+                        outcome: o.as_str().to_owned(),
+                    })
+                    .set(n(p.outcomes.get(&o).copied().unwrap_or(0)));
+            }
+        }
+        let s = &overall.satisfaction;
+        self.satisfaction_mean.set(s.mean.unwrap_or(f64::NAN));
+        self.satisfaction_share.set(s.share_4_5.unwrap_or(f64::NAN));
+        self.satisfaction_answers.set(n(s.answers));
+        for (name, report) in per_campaign {
+            let labels = CampaignLabels {
+                campaign: name.clone(),
+            };
+            let s = &report.satisfaction;
+            self.campaign_satisfaction_mean
+                .get_or_create(&labels)
+                .set(s.mean.unwrap_or(f64::NAN));
+            self.campaign_satisfaction_share
+                .get_or_create(&labels)
+                .set(s.share_4_5.unwrap_or(f64::NAN));
+        }
+    }
+
+    /// Sets the trunk gauges; `up` is the API's one-word health being `up`.
+    pub fn observe_trunk(&self, t: &TrunkState, up: bool) {
+        self.trunk_configured.set(i64::from(t.configured));
+        self.trunk_up.set(i64::from(up));
+        self.trunk_registered.set(i64::from(t.registered));
+        self.trunk_reachable
+            .set(i64::from(t.reachable == Some(true)));
+        self.trunk_register_failures
+            .set(i64::from(t.register_failures));
+        self.trunk_options_rtt.set(
+            t.last_options_rtt
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(f64::NAN),
+        );
     }
 
     /// Counts one answered HTTP request (`route` is the matched path template).
@@ -368,6 +639,36 @@ mod tests {
             assert!(text.contains(line), "{line} in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn trunk_gauges_say_unknown_as_not_reachable_and_no_rtt_as_nan() {
+        let m = Metrics::new();
+        let mut t = TrunkState {
+            configured: true,
+            ..TrunkState::default()
+        };
+        m.observe_trunk(&t, false);
+        let text = m.encode();
+        for line in [
+            "tongdai_trunk_configured 1",
+            "tongdai_trunk_up 0",
+            "tongdai_trunk_reachable 0",
+            "tongdai_trunk_options_rtt_seconds NaN",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        t.reachable = Some(true);
+        t.last_options_rtt = Some(std::time::Duration::from_millis(12));
+        m.observe_trunk(&t, true);
+        let text = m.encode();
+        for line in [
+            "tongdai_trunk_up 1",
+            "tongdai_trunk_reachable 1",
+            "tongdai_trunk_options_rtt_seconds 0.012",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
     }
 
     #[test]

@@ -105,6 +105,24 @@ async fn schemathesis_finds_the_service_true_to_its_document() {
     for n in 1..=3 {
         api.fanpage(&format!("090312300{n}")).await;
     }
+    // Campaigns with ids 1 and 2 (a draft and a running one) and a do-not-call entry,
+    // so the campaign operations meet real rows too.
+    for (name, kind) in [("mời", "invitation"), ("khảo sát", "survey")] {
+        let r = api
+            .post(
+                "/api/v1/campaigns",
+                "admin",
+                &format!(r#"{{"name":"{name}","kind":"{kind}"}}"#),
+            )
+            .await;
+        assert_eq!(r.status, hyper::http::StatusCode::CREATED, "{r:?}");
+    }
+    let r = api.post("/api/v1/campaigns/1/start", "admin", "").await;
+    assert_eq!(r.status, hyper::http::StatusCode::OK, "{r:?}");
+    let r = api
+        .post("/api/v1/do-not-call", "admin", r#"{"msisdn":"0903123009"}"#)
+        .await;
+    assert_eq!(r.status, hyper::http::StatusCode::CREATED, "{r:?}");
     let bin = schemathesis();
     assert!(
         bin.exists(),

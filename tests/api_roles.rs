@@ -108,6 +108,38 @@ async fn every_route_admits_exactly_its_roles(db: Db) {
         StatusCode::FORBIDDEN,
         "a supervisor changes nothing"
     );
+    let r = api.get("/api/v1/campaigns", "vinmec").await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "Vinmec cannot read campaigns"
+    );
+    for cmd in ["start", "pause", "resume", "stop"] {
+        let r = api
+            .post(&format!("/api/v1/campaigns/1/{cmd}"), "supervisor", "")
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "a supervisor cannot {cmd}");
+    }
+    // The outbound routes are rows of the table the loop above walked.
+    for (method, path) in [
+        (Method::GET, "/api/v1/campaigns"),
+        (Method::POST, "/api/v1/campaigns"),
+        (Method::GET, "/api/v1/campaigns/{id}"),
+        (Method::POST, "/api/v1/campaigns/{id}/start"),
+        (Method::POST, "/api/v1/campaigns/{id}/pause"),
+        (Method::POST, "/api/v1/campaigns/{id}/resume"),
+        (Method::POST, "/api/v1/campaigns/{id}/stop"),
+        (Method::GET, "/api/v1/surveys/results.csv"),
+        (Method::GET, "/api/v1/supervisor/satisfaction"),
+        (Method::GET, "/api/v1/supervisor/trunk"),
+        (Method::GET, "/api/v1/do-not-call"),
+        (Method::POST, "/api/v1/do-not-call"),
+    ] {
+        assert!(
+            table.iter().any(|r| r.method == method && r.path == path),
+            "{method} {path} in the route table"
+        );
+    }
     let r = api.post("/reload", "vinmec", "{}").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "reload is admin-only");
     let r = api.post("/reload", "admin", "").await;

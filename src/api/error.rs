@@ -159,13 +159,67 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", m)
             }
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            StoreError::InvalidCampaignCommand { id, command, state } => conflict(
+                "invalid_campaign_state",
+                format!(
+                    "cannot {command} campaign {id}: it is {state}{}",
+                    campaign_hint(command, state)
+                ),
+            )
+            .with("state", state.to_string())
+            .with("command", command),
+            StoreError::CampaignExists(name) => ApiError {
+                field: Some("name".into()),
+                ..conflict(
+                    "campaign_exists",
+                    format!("a campaign named {name:?} already exists"),
+                )
+            },
+            StoreError::InvalidPolicy(e) => policy_error(&e),
             other => ApiError::internal(other),
         }
     }
 }
 
+/// What an operator probably meant when a campaign command does not fit its state.
+fn campaign_hint(command: &str, state: crate::dialer::CampaignState) -> &'static str {
+    use crate::dialer::CampaignState as S;
+    match (command, state) {
+        ("start", S::Paused) => " (use resume)",
+        ("resume", S::Draft) => " (use start)",
+        (_, S::Stopped | S::Completed) => {
+            " (a campaign that ended cannot run again; create a new one)"
+        }
+        _ => "",
+    }
+}
+
+/// 422 naming the first bad key of a campaign policy (`policy.max_cps`); every
+/// problem is listed in `problems`.
+pub fn policy_error(e: &crate::dialer::PolicyError) -> ApiError {
+    let field = e
+        .problems
+        .first()
+        .map(|p| format!("policy.{}", p.key))
+        .unwrap_or_else(|| "policy".into());
+    let problems: Vec<serde_json::Value> = e
+        .problems
+        .iter()
+        .map(|p| serde_json::json!({ "field": format!("policy.{}", p.key), "message": p.problem }))
+        .collect();
+    ApiError::field(
+        field,
+        e.problems
+            .iter()
+            .map(|p| format!("policy.{}: {}", p.key, p.problem))
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
+    .with("problems", problems)
+}
+
 /// The `field` a serde error is about: its path, or the name in "missing field `x`".
-fn serde_field(path: &str, message: &str) -> Option<String> {
+pub(crate) fn serde_field(path: &str, message: &str) -> Option<String> {
     if !path.is_empty() && path != "." {
         return Some(path.to_owned());
     }

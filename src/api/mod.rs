@@ -15,23 +15,29 @@
 //! | `GET /calls`, `/api/v1/supervisor/*`, `POST /api/v1/live/ticket`, `GET /api/v1/live/events` | supervisor, admin |
 //! | `/api/v1/vinmec/*` (queue, actions, CSV export) | vinmec, admin |
 //! | `POST /api/v1/fanpage/registrations` | fanpage, admin |
+//! | `GET /api/v1/campaigns[/{id}]`, `/api/v1/do-not-call`, `/api/v1/surveys/results.csv` | supervisor, admin |
+//! | `POST /api/v1/campaigns`, `/api/v1/campaigns/{id}/start\|pause\|resume\|stop`, `/api/v1/do-not-call` | admin |
 //! | `POST /reload` | admin |
 //!
-//! Phase 2 (outbound) slots in as more rows: `/api/v1/campaigns…` (supervisor read,
-//! admin start/pause/resume/stop), `/api/v1/surveys/results.csv`, and `campaigns`,
-//! `satisfaction`, `trunk` sections of the supervisors' [`supervisor::Snapshot`].
+//! The outbound side (`campaigns.rs`, `dnc.rs`, `trunk.rs`, the survey export in
+//! `export.rs`) only reads and changes the store; the dialer runtime follows the
+//! campaigns' stored state. The supervisors' [`supervisor::Snapshot`] carries
+//! `campaigns`, `satisfaction` and `trunk` sections.
 //!
 //! ## Errors
 //! Every non-2xx answer is a JSON object `{"error", "message", "field"?}` (see
 //! `error.rs`); unknown paths and methods included.
 
 pub mod auth;
+pub mod campaigns;
 pub mod clock;
+pub mod dnc;
 pub mod error;
 pub mod export;
 pub mod fanpage;
 pub mod live;
 pub mod supervisor;
+pub mod trunk;
 pub mod vinmec;
 pub mod webhook;
 
@@ -76,6 +82,11 @@ pub struct ApiContext {
     pub reload: ReloadFn,
     /// How many dialplans are loaded now (readiness).
     pub dialplans: Arc<dyn Fn() -> usize + Send + Sync>,
+    /// The `[dialplan] name`s loaded now: a new campaign must name one of them.
+    pub dialplan_names: Arc<dyn Fn() -> Vec<String> + Send + Sync>,
+    /// The line outbound calls are placed from (the trunk's caller id), where the
+    /// supervisors' view shows the campaigns' dialling queue; `None` without a trunk.
+    pub outbound_line: Option<String>,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
     pub settings: ApiSettings,
@@ -93,6 +104,8 @@ pub struct Inner {
     pub sip: SipHandle,
     pub reload: ReloadFn,
     pub dialplans: Arc<dyn Fn() -> usize + Send + Sync>,
+    pub dialplan_names: Arc<dyn Fn() -> Vec<String> + Send + Sync>,
+    pub outbound_line: Option<String>,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
     pub settings: ApiSettings,
@@ -119,6 +132,8 @@ impl ApiState {
             sip: ctx.sip,
             reload: ctx.reload,
             dialplans: ctx.dialplans,
+            dialplan_names: ctx.dialplan_names,
+            outbound_line: ctx.outbound_line,
             metrics: ctx.metrics,
             clock: ctx.clock,
             settings: ctx.settings,
@@ -319,6 +334,74 @@ fn table(settings: &ApiSettings) -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
             roles(SUPERVISORS),
             get(supervisor::get_vinmec),
         ),
+        r(
+            M::GET,
+            "/api/v1/supervisor/satisfaction",
+            roles(SUPERVISORS),
+            get(campaigns::satisfaction),
+        ),
+        r(
+            M::GET,
+            "/api/v1/supervisor/trunk",
+            roles(SUPERVISORS),
+            get(trunk::get_trunk),
+        ),
+        // Outbound campaigns: supervisors read, admins create and drive them.
+        r(
+            M::GET,
+            "/api/v1/campaigns",
+            roles(SUPERVISORS),
+            get(campaigns::list),
+        ),
+        r(
+            M::POST,
+            "/api/v1/campaigns",
+            roles(ADMIN),
+            post(campaigns::create),
+        ),
+        r(
+            M::GET,
+            "/api/v1/campaigns/{id}",
+            roles(SUPERVISORS),
+            get(campaigns::detail),
+        ),
+        r(
+            M::POST,
+            "/api/v1/campaigns/{id}/start",
+            roles(ADMIN),
+            post(campaigns::start),
+        ),
+        r(
+            M::POST,
+            "/api/v1/campaigns/{id}/pause",
+            roles(ADMIN),
+            post(campaigns::pause),
+        ),
+        r(
+            M::POST,
+            "/api/v1/campaigns/{id}/resume",
+            roles(ADMIN),
+            post(campaigns::resume),
+        ),
+        r(
+            M::POST,
+            "/api/v1/campaigns/{id}/stop",
+            roles(ADMIN),
+            post(campaigns::stop),
+        ),
+        r(
+            M::GET,
+            "/api/v1/surveys/results.csv",
+            roles(SUPERVISORS),
+            get(export::survey_results_csv),
+        ),
+        r(
+            M::GET,
+            "/api/v1/do-not-call",
+            roles(SUPERVISORS),
+            get(dnc::list),
+        ),
+        r(M::POST, "/api/v1/do-not-call", roles(ADMIN), post(dnc::add)),
         r(
             M::POST,
             "/api/v1/live/ticket",
@@ -570,6 +653,19 @@ async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiError> {
         queue: &queue,
         oldest_waiting_seconds: oldest,
     });
+    let lines = s.store.campaign_lines(now).await?;
+    let mut per_campaign = Vec::new();
+    for line in &lines {
+        if line.campaign.kind == crate::dialer::CampaignKind::Survey {
+            let report = s.store.satisfaction_report(Some(line.campaign.id)).await?;
+            per_campaign.push((line.campaign.name.clone(), report));
+        }
+    }
+    let overall = s.store.satisfaction_report(None).await?;
+    s.metrics.observe_campaigns(&lines, &overall, &per_campaign);
+    let trunk = s.sip.trunk_state().borrow().clone();
+    s.metrics
+        .observe_trunk(&trunk, trunk::health(&trunk) == trunk::TrunkHealth::Up);
     Ok((
         [(
             CONTENT_TYPE,

@@ -3,8 +3,10 @@
 //! page's event stream and the tests all see the same shapes.
 //!
 //! Numbers are masked (`0903***678`): supervisors watch the line, they do not call
-//! customers. Phase 2 (outbound campaigns) adds `campaigns`, `satisfaction` and `trunk`
-//! sections here, next to `calls`, `lines`, `registrations` and `vinmec`.
+//! customers. The outbound side has its sections next to `calls`, `lines`,
+//! `registrations` and `vinmec`: `campaigns` (each campaign's queue and the outbound
+//! queue added up, also shown on the trunk's line in `lines`), `satisfaction` (the
+//! survey's rate) and `trunk`.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -15,7 +17,9 @@ use axum::response::{IntoResponse, Response};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use super::campaigns::{CampaignsSection, QueueCounts, SatisfactionSection};
 use super::error::{ApiError, ApiQuery};
+use super::trunk::TrunkView;
 use super::{ApiState, zone};
 use crate::call::CallRecord;
 use crate::program::{Channel, ProgramConfig, Status};
@@ -34,6 +38,9 @@ pub struct Snapshot {
     pub registrations: CapView,
     pub vinmec: QueueSummary,
     pub charts: Charts,
+    pub campaigns: CampaignsSection,
+    pub satisfaction: SatisfactionSection,
+    pub trunk: TrunkView,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -83,6 +90,9 @@ pub struct LineView {
     pub today_total: u64,
     pub today: BTreeMap<String, u64>,
     pub last_hour_total: u64,
+    /// On the line campaigns dial from (the trunk's caller id): their queue, added up
+    /// over running and paused campaigns. `null` on other lines.
+    pub outbound_queue: Option<QueueCounts>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -260,6 +270,7 @@ pub fn lines(active: &ActiveCalls, today: &CallStats, hour: &CallStats) -> Vec<L
                     .map(|t| disposition_map(&t.by_disposition))
                     .unwrap_or_else(|| disposition_map(&Default::default())),
                 last_hour_total: hour.per_line.get(&line).map(|h| h.total).unwrap_or(0),
+                outbound_queue: None,
                 line,
             }
         })
@@ -325,15 +336,40 @@ pub async fn snapshot(s: &ApiState) -> Result<Snapshot, ApiError> {
     };
     let registrations = s.store.registration_stats().await?;
     let queue = s.store.queue_stats(now).await?;
+    let (campaigns, satisfaction) = super::campaigns::sections(s, now).await?;
+    let mut lines = lines(&calls, &today, &hour);
+    attach_outbound_queue(&mut lines, s.outbound_line.as_deref(), &campaigns.queue);
     Ok(Snapshot {
         generated_at: now,
         program: program_view(&s.program, now),
-        lines: lines(&calls, &today, &hour),
+        lines,
         charts: charts(&calls, &hour, &today, now),
         calls,
         registrations: cap_view(&registrations, &s.program),
         vinmec: queue_summary(&queue, now),
+        campaigns,
+        satisfaction,
+        trunk: super::trunk::current(s),
     })
+}
+
+/// Puts the campaigns' queue on the line they dial from, listing that line even before
+/// its first call when a campaign is running or paused.
+pub fn attach_outbound_queue(lines: &mut Vec<LineView>, line: Option<&str>, queue: &QueueCounts) {
+    let Some(line) = line else { return };
+    if let Some(l) = lines.iter_mut().find(|l| l.line == line) {
+        l.outbound_queue = Some(queue.clone());
+    } else if queue.campaigns > 0 {
+        lines.push(LineView {
+            line: line.to_owned(),
+            active: 0,
+            today_total: 0,
+            today: disposition_map(&Default::default()),
+            last_hour_total: 0,
+            outbound_queue: Some(queue.clone()),
+        });
+        lines.sort_by(|a, b| a.line.cmp(&b.line));
+    }
 }
 
 pub async fn get_snapshot(State(s): State<ApiState>) -> Result<Response, ApiError> {

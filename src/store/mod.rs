@@ -147,10 +147,12 @@ macro_rules! finish {
 
 // Declared after the macros above so they can use them.
 pub mod campaign;
+mod campaign_reports;
 mod import;
 mod reports;
 mod vinmec;
 
+pub use campaign_reports::SurveyResultRow;
 pub use reports::{CallStats, LineStats, QueueStats, RegistrationStats};
 pub use vinmec::{
     Booking, Idempotency, Idempotent, MAX_TEXT_CHARS, OutboxItem, QueueAction, QueueFilter,

@@ -1,11 +1,14 @@
 // Drives Debian's chromium (headless, through playwright-core) against the live page:
 // signs in with a supervisor token, waits until the page shows the expected number of
 // calls in progress (pushed over Server-Sent Events, no reload), checks what a row
-// shows, takes a screenshot, switches to English, and optionally waits for the calls
-// to end and be counted — still without reloading.
+// shows, reads the campaign, satisfaction and trunk panels (waiting for the trunk's
+// health to read `--trunk-health` when given), takes a screenshot, switches to
+// English, and optionally waits for the calls to end and be counted — still without
+// reloading.
 //
 //   node live_page.mjs --url http://127.0.0.1:8080 --token T --calls 3 \
-//        --screenshot target/browser/live-page.png [--then-calls 0 --then-today 3]
+//        --screenshot target/browser/live-page.png [--trunk-health "Hoạt động"] \
+//        [--then-calls 0 --then-today 3]
 //
 // Prints one JSON line with what it saw; exits non-zero (with the reason) otherwise.
 import { chromium } from "playwright-core";
@@ -61,7 +64,37 @@ try {
     rows.map((r) => Array.from(r.children).map((td) => td.textContent)));
   result.cap_left = await page.textContent("[data-testid=cap-left]");
   result.lines = await page.$$eval("[data-testid=line]", (rows) =>
-    rows.map((r) => ({ line: r.dataset.line, active: r.children[1].textContent })));
+    rows.map((r) => ({ line: r.dataset.line, active: r.children[1].textContent,
+      outbound_queue: r.children[4].textContent })));
+  if (args["trunk-health"] !== undefined) {
+    await page.waitForFunction(
+      (h) => document.querySelector("[data-testid=trunk-health]").textContent === h,
+      args["trunk-health"], { timeout },
+    );
+  }
+  const panels = async () => ({
+    campaigns: await page.$$eval("[data-testid=campaign]", (rows) => rows.map((r) => ({
+      id: r.dataset.campaignId,
+      cells: Array.from(r.children).map((td) => td.textContent),
+      parts: Object.fromEntries(Array.from(r.querySelectorAll("[data-part]"))
+        .map((s) => [s.dataset.part, parseFloat(s.style.width)])),
+    }))),
+    outbound_queue: await page.evaluate(() => Object.fromEntries(
+      ["waiting", "dialing", "in-call", "retry", "done"].map(
+        (k) => [k, document.querySelector("[data-testid=oq-" + k + "]").textContent]))),
+    sat_share: await page.textContent("[data-testid=sat-share]"),
+    sat_mean: await page.textContent("[data-testid=sat-mean]"),
+    sat_respondents: await page.textContent("[data-testid=sat-respondents]"),
+    sat_hist: await page.$$eval("[data-testid=chart-satisfaction] rect",
+      (r) => r.map((x) => [Number(x.dataset.score), Number(x.dataset.count), Number(x.getAttribute("height"))])),
+    sat_campaigns: await page.$$eval("[data-testid=satisfaction-campaign]",
+      (rows) => rows.map((r) => Array.from(r.children).map((td) => td.textContent))),
+    trunk_health: await page.textContent("[data-testid=trunk-health]"),
+    trunk_rows: await page.$$eval("[data-testid=trunk-rows] tr",
+      (rows) => rows.map((r) => Array.from(r.children).map((td) => td.textContent))),
+    campaign_headers: await page.$$eval("[data-testid=campaigns] th", (t) => t.map((x) => x.textContent)),
+  });
+  result.vi = await panels();
   result.clock = await page.textContent("[data-testid=clock]");
   result.title_vi = await page.textContent("h1");
   // Let a duration tick, then keep the picture.
@@ -72,6 +105,7 @@ try {
   await page.click("[data-testid=lang-toggle]");
   result.title_en = await page.textContent("h1");
   result.header_en = await page.$$eval("[data-testid=active-calls] th", (t) => t.map((x) => x.textContent));
+  result.en = await panels();
   if (args["then-calls"] !== undefined) {
     await page.waitForFunction(
       ([n, today]) => document.querySelector("[data-testid=active-count]").textContent === String(n)

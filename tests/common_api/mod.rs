@@ -118,14 +118,17 @@ impl std::fmt::Debug for Reply {
 
 impl Api {
     /// A service with the test tokens, `program.today` inside the registration period,
-    /// the clock at [`START`], and `extra` TOML layered on top.
+    /// the clock at [`START`], the campaign dialer off, and `extra` TOML layered on top.
     pub async fn start(db: Db, extra: &str) -> Api {
         let pg = match db {
             Db::Sqlite => None,
             Db::Postgres => Some(common_store::postgres().await),
         };
+        // The dialer stays off: these tests drive campaigns through the store and the
+        // API by hand, and a dialer claiming the same contacts would race them.
         let mut toml = format!(
-            "{}\n[program]\ntoday = \"2021-11-27\"\n[rtp]\ninactivity_timeout = \"300s\"\n",
+            "{}\n[program]\ntoday = \"2021-11-27\"\n[rtp]\ninactivity_timeout = \"300s\"\n\
+             [dialer]\nenabled = false\n",
             tokens_toml()
         );
         if let Some(pg) = &pg {

@@ -34,6 +34,22 @@ const T = {
     s_cancelled: "Đã hủy", s_unreachable: "Không liên lạc được",
     q_waiting: "Chờ xử lý", q_claimed: "Đang xử lý", q_done: "Đã xếp lịch", q_cancelled: "Đã hủy",
     channel: "Kênh", status: "Trạng thái",
+    campaigns: "Chiến dịch gọi ra", outbound_queue: "Hàng đợi gọi ra", running_campaigns: "chiến dịch đang chạy",
+    campaign: "Chiến dịch", kind: "Loại", progress: "Tiến độ", answer_rate: "Tỷ lệ nghe máy", held: "Tạm dừng gọi",
+    no_campaigns: "Chưa có chiến dịch nào.",
+    k_invitation: "Mời đăng ký", k_survey: "Khảo sát",
+    cs_draft: "Nháp", cs_running: "Đang chạy", cs_paused: "Tạm dừng", cs_stopped: "Đã dừng",
+    cs_completed: "Hoàn thành",
+    p_waiting: "Chờ gọi", p_dialing: "Đang quay số", p_in_call: "Đang đàm thoại",
+    p_retry_pending: "Chờ gọi lại", p_done: "Đã xong",
+    satisfaction: "Mức độ hài lòng (khảo sát)", satisfied: "hài lòng (4–5 điểm)",
+    mean_score: "Điểm trung bình (1–5)", respondents: "Người trả lời", completed_short: "hoàn thành",
+    partial_short: "một phần", score: "điểm",
+    trunk: "Trunk SIP", th_up: "Hoạt động", th_down: "Mất kết nối", th_unknown: "Chưa rõ",
+    th_not_configured: "Chưa cấu hình", trunk_host: "Máy chủ", trunk_register: "Đăng ký (REGISTER)",
+    registered_until: "Đã đăng ký đến", not_registered: "Chưa đăng ký", register_off: "Không dùng",
+    trunk_options: "Kiểm tra OPTIONS", reachable: "Liên lạc được", unreachable: "Không liên lạc được",
+    no_verdict: "Chưa có kết quả", last_error: "Lỗi gần nhất", failures: "lần lỗi liên tiếp",
   },
   en: {
     title: "9090 hotline — live view", connected: "Live", disconnected: "Disconnected",
@@ -59,6 +75,22 @@ const T = {
     s_cancelled: "Cancelled", s_unreachable: "Unreachable",
     q_waiting: "Waiting", q_claimed: "Being handled", q_done: "Scheduled", q_cancelled: "Cancelled",
     channel: "Channel", status: "Status",
+    campaigns: "Outbound campaigns", outbound_queue: "Outbound queue", running_campaigns: "campaigns running",
+    campaign: "Campaign", kind: "Type", progress: "Progress", answer_rate: "Answer rate", held: "Held",
+    no_campaigns: "No campaigns yet.",
+    k_invitation: "Invitation", k_survey: "Survey",
+    cs_draft: "Draft", cs_running: "Running", cs_paused: "Paused", cs_stopped: "Stopped",
+    cs_completed: "Completed",
+    p_waiting: "Waiting", p_dialing: "Dialling", p_in_call: "In call",
+    p_retry_pending: "Retry pending", p_done: "Done",
+    satisfaction: "Satisfaction (survey)", satisfied: "satisfied (4–5)",
+    mean_score: "Mean score (1–5)", respondents: "Respondents", completed_short: "completed",
+    partial_short: "partial", score: "score",
+    trunk: "SIP trunk", th_up: "Up", th_down: "Down", th_unknown: "Unknown",
+    th_not_configured: "Not configured", trunk_host: "Host", trunk_register: "Registration",
+    registered_until: "Registered until", not_registered: "Not registered", register_off: "Not used",
+    trunk_options: "OPTIONS keepalive", reachable: "Reachable", unreachable: "Unreachable",
+    no_verdict: "No result yet", last_error: "Last error", failures: "failures in a row",
   },
 };
 
@@ -129,7 +161,11 @@ function row(cells, attrs) {
   const tr = document.createElement("tr");
   for (const [k, v] of Object.entries(attrs || {})) tr.setAttribute(k, v);
   for (const c of cells) {
-    if (c instanceof Node) { const td = el("td"); td.appendChild(c); tr.appendChild(td); }
+    if (c instanceof Node) {
+      const td = el("td", undefined, c.dataset && c.dataset.num ? "num" : undefined);
+      td.appendChild(c);
+      tr.appendChild(td);
+    }
     else tr.appendChild(el("td", String(c), typeof c === "number" ? "num" : undefined));
   }
   return tr;
@@ -194,6 +230,131 @@ function renderDispositions(map) {
   });
 }
 
+function fmtNumber(x, digits) {
+  return new Intl.NumberFormat(lang === "vi" ? "vi-VN" : "en-GB", {
+    minimumFractionDigits: digits, maximumFractionDigits: digits,
+  }).format(x);
+}
+
+function fmtPercent(share) {
+  return share === null || share === undefined ? "–" : fmtNumber(100 * share, 0) + " %";
+}
+
+// A right-aligned text cell (row() aligns only plain numbers by itself).
+function numeric(text) {
+  const s = el("span", text);
+  s.dataset.num = "1";
+  return s;
+}
+
+const PARTS = ["done", "in_call", "dialing", "retry_pending"];
+
+// A stacked bar: done, in call, dialling, retry pending; the grey rest is waiting.
+function progressBar(p) {
+  const wrap = el("div");
+  const bar = el("div", undefined, "stack");
+  bar.dataset.testid = "campaign-progress";
+  const total = Math.max(p.contacts, 1);
+  for (const part of PARTS) {
+    const seg = el("div", undefined, part);
+    seg.dataset.part = part;
+    seg.style.width = ((100 * p[part]) / total).toFixed(2) + "%";
+    seg.title = t("p_" + part) + ": " + p[part];
+    bar.appendChild(seg);
+  }
+  bar.title = PARTS.concat(["waiting"]).map((k) => t("p_" + k) + " " + p[k]).join(" · ");
+  wrap.appendChild(bar);
+  const detail = ordered(p.done_by_disposition, "d_").filter(([, n]) => n > 0)
+    .map(([d, n]) => t("d_" + d) + " " + n).join(" · ");
+  const line = el("div", t("p_done") + " " + p.done + "/" + p.contacts + (detail ? " — " + detail : ""), "done-detail");
+  line.dataset.testid = "campaign-done";
+  wrap.appendChild(line);
+  return wrap;
+}
+
+/** The campaign's state tag, and the dialer's hold (trunk down, outside the calling
+ * window …) beside it when it is not dialling. */
+function campaignState(x) {
+  const wrap = el("span", "");
+  wrap.appendChild(el("span", t("cs_" + x.state), "tag " + x.state));
+  const h = x.progress.hold;
+  if (h && x.state === "running") {
+    const held = el("span", " " + t("held") + ": " + h.code, "hold");
+    held.title = h.detail;
+    held.dataset.testid = "campaign-hold";
+    wrap.appendChild(held);
+  }
+  return wrap;
+}
+
+function renderCampaigns(c) {
+  $("oq-waiting").textContent = c.queue.waiting;
+  $("oq-dialing").textContent = c.queue.dialing;
+  $("oq-in-call").textContent = c.queue.in_call;
+  $("oq-retry").textContent = c.queue.retry_pending;
+  $("oq-done").textContent = c.queue.done;
+  $("oq-running").textContent = c.running;
+  const body = $("campaign-rows");
+  body.replaceChildren();
+  for (const x of c.campaigns) {
+    const p = x.progress;
+    body.appendChild(row([
+      x.name, t("k_" + x.kind), campaignState(x), progressBar(p),
+      p.waiting, p.dialing, p.in_call, p.retry_pending, p.done,
+      numeric(fmtPercent(p.answer_rate)),
+    ], { "data-testid": "campaign", "data-campaign-id": String(x.id) }));
+  }
+  $("no-campaigns").hidden = c.campaigns.length > 0;
+}
+
+function renderSatisfaction(s) {
+  const o = s.overall.satisfaction;
+  $("sat-share").textContent = fmtPercent(o.share_4_5);
+  $("sat-mean").textContent = o.mean === null ? "–" : fmtNumber(o.mean, 1);
+  $("sat-resp").textContent = s.overall.respondents;
+  const svg = $("sat-hist");
+  svg.replaceChildren();
+  const max = Math.max(1, ...o.histogram);
+  const w = 600 / 5;
+  o.histogram.forEach((n, i) => {
+    const h = (80 * n) / max;
+    svg.appendChild(svgEl("rect", { x: i * w + 10, y: 90 - h, width: w - 20, height: h,
+      fill: i >= 3 ? "#1a7f37" : "#98a2b3", "data-score": String(i + 1), "data-count": String(n) }));
+    svg.appendChild(svgEl("text", { x: i * w + w / 2 - 14, y: 108 }, (i + 1) + " " + t("score") + ": " + n));
+  });
+  const body = $("sat-rows");
+  body.replaceChildren();
+  for (const c of s.campaigns) {
+    const r = c.report;
+    body.appendChild(row([
+      c.name, fmtPercent(r.satisfaction.share_4_5),
+      r.satisfaction.mean === null ? "–" : fmtNumber(r.satisfaction.mean, 1),
+      r.respondents + " " + t("respondents").toLowerCase() + " (" + r.completed + " " + t("completed_short")
+        + ", " + r.partial + " " + t("partial_short") + ")",
+    ], { "data-testid": "satisfaction-campaign" }));
+  }
+}
+
+function renderTrunk(tr) {
+  const h = $("trunk-health");
+  h.textContent = t("th_" + tr.health);
+  h.className = "tag " + tr.health;
+  const body = $("trunk-rows");
+  body.replaceChildren();
+  if (!tr.configured) return;
+  const when = (ts) => (ts ? fmtTime(new Date(ts)) : "–");
+  body.appendChild(row([t("trunk_host"), tr.host + (tr.addr ? " (" + tr.addr + ")" : "") + " · " + (tr.transport || "").toUpperCase()]));
+  body.appendChild(row([t("trunk_register"), !tr.register ? t("register_off")
+    : tr.registered ? t("registered_until") + " " + when(tr.registered_until)
+      : t("not_registered") + (tr.register_failures ? " (" + tr.register_failures + " " + t("failures") + ")" : "")]));
+  const options = tr.reachable === null ? t("no_verdict") : t(tr.reachable ? "reachable" : "unreachable");
+  const rtt = tr.options_rtt_ms === null ? "" : " · " + fmtNumber(tr.options_rtt_ms, 1) + " ms";
+  const opt = row([t("trunk_options"), options + rtt]);
+  opt.dataset.testid = "trunk-options";
+  body.appendChild(opt);
+  if (tr.last_error) body.appendChild(row([t("last_error"), tr.last_error]));
+}
+
 function renderCounts(tbody, head, entries, prefix) {
   tbody.replaceChildren();
   tbody.appendChild(row([el("b", t(head))]));
@@ -233,8 +394,13 @@ function render(s) {
   const lines = $("line-rows");
   lines.replaceChildren();
   for (const l of s.lines) {
-    lines.appendChild(row([l.line, l.active, l.today_total, l.last_hour_total], { "data-testid": "line", "data-line": l.line }));
+    const q = l.outbound_queue;
+    const queue = q ? ["waiting", "dialing", "in_call", "retry_pending"].map((k) => t("p_" + k) + " " + q[k]).join(" · ") : "–";
+    lines.appendChild(row([l.line, l.active, l.today_total, l.last_hour_total, queue], { "data-testid": "line", "data-line": l.line }));
   }
+  renderCampaigns(s.campaigns);
+  renderSatisfaction(s.satisfaction);
+  renderTrunk(s.trunk);
   $("updated").textContent = fmtTime(new Date(s.generated_at));
 }
 
