@@ -17,8 +17,9 @@
 #               next prompt (the plan then plays goodbye and the service hangs up).
 #
 # Environment: DURATION (short-N seconds), RAMP (long-N calls/s), HOLD_MS (long-N hold,
-# default 30000), IDLE_MAX (machine busy % counted as idle, default 20), IDLE_WAIT (max
-# seconds to wait for it, default 60), SIP_PORT/HTTP_PORT/PROBE_PORT/SIPP_PORT,
+# default 30000), IDLE_MAX (machine busy % counted as idle, default 20), IDLE_SECS (that
+# many consecutive idle seconds, default 5), IDLE_WAIT (max seconds to wait for them,
+# default 60), SIP_PORT/HTTP_PORT/PROBE_PORT/SIPP_PORT,
 # CARGO_TARGET_DIR (default /work/target-bench), PID_FILE (write the service's pid there, for
 # benches/load/profile.sh), TONGDAI_BIN/PROBE_BIN (binaries to run
 # instead of the release build; with NO_BUILD=1 that is how tests/bench_smoke.rs runs it), BUILD_TAG
@@ -45,6 +46,7 @@ SIPP_PORT=${SIPP_PORT:-5080}
 PROBE_PORT=${PROBE_PORT:-40000}
 IDLE_MAX=${IDLE_MAX:-20}
 IDLE_WAIT=${IDLE_WAIT:-60}
+IDLE_SECS=${IDLE_SECS:-5}
 HOLD_MS=${HOLD_MS:-30000}
 AFTER_WAIT=${AFTER_WAIT:-5}
 if [ -z "${BUILD_TAG:-}" ]; then
@@ -114,11 +116,13 @@ snapshot() { # what else is running
 
 # --- wait for an idle machine ----------------------------------------------------------
 waited=0
+quiet=0
 while :; do
     read -r b0 t0 < <(machine_jiffies); sleep 1; read -r b1 t1 < <(machine_jiffies)
     busy=$(( (b1 - b0) * 100 / (t1 - t0 > 0 ? t1 - t0 : 1) ))
     waited=$((waited + 1))
-    if [ "$busy" -le "$IDLE_MAX" ]; then break; fi
+    if [ "$busy" -le "$IDLE_MAX" ]; then quiet=$((quiet + 1)); else quiet=0; fi
+    if [ "$quiet" -ge "$IDLE_SECS" ]; then break; fi
     if [ "$waited" -ge "$IDLE_WAIT" ]; then
         echo "run.sh: machine still ${busy}% busy after ${IDLE_WAIT}s; running anyway" >&2
         break
