@@ -80,7 +80,8 @@ pub struct App {
     tracker: TaskTracker,
     driver: tokio::task::JoinHandle<()>,
     http_task: tokio::task::JoinHandle<()>,
-    /// Stops the media workers, after the calls (they play prompts during the grace).
+    /// Stops the media workers (after the calls: they play prompts during the grace)
+    /// and the idle heap trim.
     media_stop: CancellationToken,
     media_tasks: Vec<tokio::task::JoinHandle<()>>,
     settings: Settings,
@@ -125,14 +126,16 @@ impl App {
         // The shared media clock: one worker per runtime worker thread (see media::worker).
         let media_stop = CancellationToken::new();
         let media_workers = tokio::runtime::Handle::current().metrics().num_workers();
-        let (media, media_tasks) =
-            MediaWorkers::spawn(media_workers, media_stop.clone()).map_err(|source| {
-                AppError::Bind {
-                    what: "media workers (epoll)",
-                    addr: listen,
-                    source,
-                }
+        let (media, mut media_tasks) = MediaWorkers::spawn(media_workers, media_stop.clone())
+            .map_err(|source| AppError::Bind {
+                what: "media workers (epoll)",
+                addr: listen,
+                source,
             })?;
+        media_tasks.push(tokio::spawn(trim_heap_when_idle(
+            calls.clone(),
+            media_stop.clone(),
+        )));
         let ports = Arc::new(RtpPorts::new(
             listen.ip(),
             settings.rtp.port_min,
@@ -281,6 +284,38 @@ impl App {
         tracing::info!("stopped");
     }
 }
+
+/// Gives the heap freed by finished calls back to the OS once the service is idle: glibc
+/// keeps freed memory in its arenas, so after a load peak the RSS would stay at the peak
+/// for the life of the process. Checked once a second; trims when no call is active and
+/// calls have ended since the last trim (so never in the middle of a load).
+async fn trim_heap_when_idle(calls: CallLog, stop: CancellationToken) {
+    let mut trimmed_at = 0;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let finished = calls.finished_total();
+        if finished != trimmed_at && calls.active_count() == 0 {
+            trimmed_at = finished;
+            trim_heap();
+        }
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_heap() {
+    // SAFETY: malloc_trim only releases free memory of the allocator's own arenas.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_heap() {}
 
 fn reload_dialplans(
     settings: &Settings,

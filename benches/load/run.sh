@@ -305,6 +305,8 @@ if probe:
     rtp = (f"{probe['steady_recv_pps']}/{probe['steady_expected_pps']} pps; "
            f"interval p50 {probe['interval_ms_p50']} p99 {probe['interval_ms_p99']} "
            f"max {probe['interval_ms_max']} ms; {probe['interval_within_20ms_pm2_pct']}% in 20+-2; "
+           + (f"(probe read: p99 {probe['arrival_interval_ms_p99']} max {probe['arrival_interval_ms_max']} ms, "
+              f"{probe['arrival_within_20ms_pm2_pct']}% in 20+-2); " if "arrival_interval_ms_p99" in probe else "") +
            f"seq gaps {probe['seq_gaps']}; drops {probe['kernel_drops']}")
     if probe.get("digits_sent"):
         rtp += (f"; digit->prompt p50 {probe['digit_to_prompt_ms_p50']} "
