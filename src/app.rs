@@ -287,10 +287,16 @@ impl App {
 
 /// Gives the heap freed by finished calls back to the OS once the service is idle: glibc
 /// keeps freed memory in its arenas, so after a load peak the RSS would stay at the peak
-/// for the life of the process. Checked once a second; trims when no call is active and
-/// calls have ended since the last trim (so never in the middle of a load).
+/// for the life of the process. Checked once a second; while no call is active after
+/// calls have ended, trims at once and then every 10 s for a minute, because what calls
+/// leave behind is freed in steps (the SIP layer keeps completed transactions for 64·T1
+/// = 32 s to absorb retransmissions). Never in the middle of a load.
 async fn trim_heap_when_idle(calls: CallLog, stop: CancellationToken) {
-    let mut trimmed_at = 0;
+    const TRIMS_AFTER_ACTIVITY: u32 = 7;
+    const EVERY: Duration = Duration::from_secs(10);
+    let mut seen_finished = 0;
+    let mut trims_left = 0;
+    let mut next_trim = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -298,9 +304,16 @@ async fn trim_heap_when_idle(calls: CallLog, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
+        let now = tokio::time::Instant::now();
         let finished = calls.finished_total();
-        if finished != trimmed_at && calls.active_count() == 0 {
-            trimmed_at = finished;
+        if finished != seen_finished {
+            seen_finished = finished;
+            trims_left = TRIMS_AFTER_ACTIVITY;
+            next_trim = now;
+        }
+        if trims_left > 0 && now >= next_trim && calls.active_count() == 0 {
+            trims_left -= 1;
+            next_trim = now + EVERY;
             trim_heap();
         }
     }
