@@ -83,7 +83,8 @@ pub struct App {
     tracker: TaskTracker,
     driver: tokio::task::JoinHandle<()>,
     http_task: tokio::task::JoinHandle<()>,
-    /// Stops the media workers, after the calls (they play prompts during the grace).
+    /// Stops the media workers (after the calls: they play prompts during the grace)
+    /// and the idle heap trim.
     media_stop: CancellationToken,
     media_tasks: Vec<tokio::task::JoinHandle<()>>,
     /// The campaign dialer (`None` when `[dialer] enabled = false`).
@@ -142,16 +143,18 @@ impl App {
         // The shared media clock: one worker per runtime worker thread (see media::worker).
         let media_stop = CancellationToken::new();
         let media_workers = tokio::runtime::Handle::current().metrics().num_workers();
-        let (media, media_tasks) =
-            MediaWorkers::spawn(media_workers, media_stop.clone()).map_err(|source| {
-                AppError::Bind {
-                    what: "media workers (epoll)",
-                    addr: listen,
-                    source,
-                }
+        let (media, mut media_tasks) = MediaWorkers::spawn(media_workers, media_stop.clone())
+            .map_err(|source| AppError::Bind {
+                what: "media workers (epoll)",
+                addr: listen,
+                source,
             })?;
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let calls = CallLog::with_observer(metrics.clone());
+        media_tasks.push(tokio::spawn(trim_heap_when_idle(
+            calls.clone(),
+            media_stop.clone(),
+        )));
         let ports = Arc::new(RtpPorts::new(
             listen.ip(),
             settings.rtp.port_min,
@@ -364,6 +367,51 @@ impl App {
         tracing::info!("stopped");
     }
 }
+
+/// Gives the heap freed by finished calls back to the OS once the service is idle: glibc
+/// keeps freed memory in its arenas, so after a load peak the RSS would stay at the peak
+/// for the life of the process. Checked once a second; while no call is active after
+/// calls have ended, trims at once and then every 10 s for a minute, because what calls
+/// leave behind is freed in steps (the SIP layer keeps completed transactions for 64·T1
+/// = 32 s to absorb retransmissions). Never in the middle of a load.
+async fn trim_heap_when_idle(calls: CallLog, stop: CancellationToken) {
+    const TRIMS_AFTER_ACTIVITY: u32 = 7;
+    const EVERY: Duration = Duration::from_secs(10);
+    let mut seen_finished = 0;
+    let mut trims_left = 0;
+    let mut next_trim = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = tokio::time::Instant::now();
+        let finished = calls.finished_total();
+        if finished != seen_finished {
+            seen_finished = finished;
+            trims_left = TRIMS_AFTER_ACTIVITY;
+            next_trim = now;
+        }
+        if trims_left > 0 && now >= next_trim && calls.active_count() == 0 {
+            trims_left -= 1;
+            next_trim = now + EVERY;
+            trim_heap();
+        }
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_heap() {
+    // SAFETY: malloc_trim only releases free memory of the allocator's own arenas.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_heap() {}
 
 fn reload_dialplans(
     settings: &Settings,

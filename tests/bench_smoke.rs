@@ -34,6 +34,8 @@ fn load_harness_smoke_level_has_no_failed_calls() {
         .env("SIPP_PORT", free_port().to_string())
         .env("RESULTS", &results)
         .env("IDLE_WAIT", "3")
+        .env("IDLE_SECS", "1")
+        .env("AFTER_SETTLE", "0")
         .env("IDLE_MAX", "100")
         .output()
         .expect("run benches/load/run.sh");

@@ -27,7 +27,8 @@ perf record -F 499 -g -o "$TMP/perf.data" -p "$PID" -- sleep "$SECS" 2> "$TMP/pe
 set +e
 wait "$RUN"
 RC=$?
-set -e
+# the reports below are pipelines cut short by head/awk: no pipefail, no -e
+set +e +o pipefail
 report() { perf report -i "$TMP/perf.data" --stdio "$@" 2>/dev/null; }
 SAMPLES=$(report --sort dso | awk '/^# Samples:/{print $3; exit}')
 {
@@ -37,7 +38,7 @@ SAMPLES=$(report --sort dso | awk '/^# Samples:/{print $3; exit}')
     echo "# $(grep -v '^work dir' "$TMP/row.txt" | tail -1)"
     echo
     echo "## by shared object"
-    report --no-children --sort dso | grep -v '^#' | grep -v '^$' | head -8
+    report --no-children --sort dso -g none | grep -v '^#' | grep -v '^$' | head -8
     echo
     echo "## self time, top 40 symbols"
     report --no-children --sort sym -g none | grep -v '^#' | grep -v '^$' | head -40

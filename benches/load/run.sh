@@ -17,8 +17,9 @@
 #               next prompt (the plan then plays goodbye and the service hangs up).
 #
 # Environment: DURATION (short-N seconds), RAMP (long-N calls/s), HOLD_MS (long-N hold,
-# default 30000), IDLE_MAX (machine busy % counted as idle, default 20), IDLE_WAIT (max
-# seconds to wait for it, default 60), SIP_PORT/HTTP_PORT/PROBE_PORT/SIPP_PORT,
+# default 30000), IDLE_MAX (machine busy % counted as idle, default 20), IDLE_SECS (that
+# many consecutive idle seconds, default 5), IDLE_WAIT (max seconds to wait for them,
+# default 60), SIP_PORT/HTTP_PORT/PROBE_PORT/SIPP_PORT,
 # CARGO_TARGET_DIR (default /work/target-bench), PID_FILE (write the service's pid there, for
 # benches/load/profile.sh), TONGDAI_BIN/PROBE_BIN (binaries to run
 # instead of the release build; with NO_BUILD=1 that is how tests/bench_smoke.rs runs it), BUILD_TAG
@@ -30,7 +31,10 @@
 # Besides the load figures, the row has the service's tokio task count (GET
 # /debug/runtime) and RSS at three points: after start-up (base), the per-second
 # maximum during the run (peak), and AFTER_WAIT (default 5) seconds after SIPp finished
-# (after) — a leaked task or call shows as after > base.
+# (after) — a leaked task or call shows as after > base — and the RSS once more
+# AFTER_SETTLE (default 45; 0 skips it) seconds after SIPp finished (settled: the SIP
+# layer keeps completed transactions for 64·T1 = 32 s, and the service gives freed heap
+# back when idle).
 # Exit status: 0 when the run completed and no call failed, 1 when calls failed, 2 on a
 # harness error.
 set -euo pipefail
@@ -45,8 +49,10 @@ SIPP_PORT=${SIPP_PORT:-5080}
 PROBE_PORT=${PROBE_PORT:-40000}
 IDLE_MAX=${IDLE_MAX:-20}
 IDLE_WAIT=${IDLE_WAIT:-60}
+IDLE_SECS=${IDLE_SECS:-5}
 HOLD_MS=${HOLD_MS:-30000}
 AFTER_WAIT=${AFTER_WAIT:-5}
+AFTER_SETTLE=${AFTER_SETTLE:-45}
 if [ -z "${BUILD_TAG:-}" ]; then
     BUILD_TAG=$(git -C "$(dirname "$0")" rev-parse --short HEAD 2>/dev/null || echo unknown)
     git -C "$(dirname "$0")" diff --quiet HEAD 2>/dev/null || BUILD_TAG="$BUILD_TAG+dirty"
@@ -114,11 +120,13 @@ snapshot() { # what else is running
 
 # --- wait for an idle machine ----------------------------------------------------------
 waited=0
+quiet=0
 while :; do
     read -r b0 t0 < <(machine_jiffies); sleep 1; read -r b1 t1 < <(machine_jiffies)
     busy=$(( (b1 - b0) * 100 / (t1 - t0 > 0 ? t1 - t0 : 1) ))
     waited=$((waited + 1))
-    if [ "$busy" -le "$IDLE_MAX" ]; then break; fi
+    if [ "$busy" -le "$IDLE_MAX" ]; then quiet=$((quiet + 1)); else quiet=0; fi
+    if [ "$quiet" -ge "$IDLE_SECS" ]; then break; fi
     if [ "$waited" -ge "$IDLE_WAIT" ]; then
         echo "run.sh: machine still ${busy}% busy after ${IDLE_WAIT}s; running anyway" >&2
         break
@@ -236,11 +244,16 @@ snapshot "after" >> "$WORK/ps.txt"
 sleep "$AFTER_WAIT"
 read -r AFTER_TASKS AFTER_CALLS < <(runtime_counts) || true
 AFTER_RSS=$(pid_rss_kib "$SVC_PID")
+SETTLED_RSS=
+if [ "$AFTER_SETTLE" -gt "$AFTER_WAIT" ]; then
+    sleep $((AFTER_SETTLE - AFTER_WAIT))
+    SETTLED_RSS=$(pid_rss_kib "$SVC_PID")
+fi
 [ -f "$WORK/stat.csv" ] || { cat "$WORK/sipp.out" >&2; die "SIPp wrote no stat file (rc $SIPP_RC)"; }
 
 # --- the row ----------------------------------------------------------------------------------
 export WORK LEVEL RATE DUR START END SVC_J0 SVC_J1 MB0 MB1 MT0 MT1 HZ NCPU BASE_RSS SIPP_RC \
-    IDLE_BUSY KIND BASE_TASKS AFTER_TASKS AFTER_CALLS AFTER_RSS BUILD_TAG
+    IDLE_BUSY KIND BASE_TASKS AFTER_TASKS AFTER_CALLS AFTER_RSS BUILD_TAG SETTLED_RSS
 ROW=$(python3 - <<'PY'
 import csv, glob, json, os, statistics
 e = os.environ
@@ -301,6 +314,8 @@ if probe:
     rtp = (f"{probe['steady_recv_pps']}/{probe['steady_expected_pps']} pps; "
            f"interval p50 {probe['interval_ms_p50']} p99 {probe['interval_ms_p99']} "
            f"max {probe['interval_ms_max']} ms; {probe['interval_within_20ms_pm2_pct']}% in 20+-2; "
+           + (f"(probe read: p99 {probe['arrival_interval_ms_p99']} max {probe['arrival_interval_ms_max']} ms, "
+              f"{probe['arrival_within_20ms_pm2_pct']}% in 20+-2); " if "arrival_interval_ms_p99" in probe else "") +
            f"seq gaps {probe['seq_gaps']}; drops {probe['kernel_drops']}")
     if probe.get("digits_sent"):
         rtp += (f"; digit->prompt p50 {probe['digit_to_prompt_ms_p50']} "
@@ -329,14 +344,15 @@ row = [datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
        f"{rss_per_call:.1f}", f"{q(0.5):.2f}", f"{q(0.99):.2f}", rtp, note,
        e.get("BASE_TASKS", "").strip(), max(tasks) if tasks else "",
        e.get("AFTER_TASKS", "").strip(), e.get("AFTER_CALLS", "").strip(),
-       e["BASE_RSS"], peak_rss, e.get("AFTER_RSS", "").strip(), e["BUILD_TAG"]]
+       e["BASE_RSS"], peak_rss, e.get("AFTER_RSS", "").strip(), e["BUILD_TAG"],
+       e.get("SETTLED_RSS", "").strip()]
 import io
 buf = io.StringIO()
 csv.writer(buf).writerow(row)
 print(buf.getvalue().strip())
 PY
 )
-HEADER="date,level,attempted,succeeded,failed,retransmissions,cps,peak_concurrent,service_cpu_pct,service_cpu_peak_pct,sipp_cpu_pct,rss_per_call_kib,invite_200_p50_ms,invite_200_p99_ms,rtp_probe,other_load,tasks_base,tasks_peak,tasks_after,calls_active_after,rss_base_kib,rss_peak_kib,rss_after_kib,build"
+HEADER="date,level,attempted,succeeded,failed,retransmissions,cps,peak_concurrent,service_cpu_pct,service_cpu_peak_pct,sipp_cpu_pct,rss_per_call_kib,invite_200_p50_ms,invite_200_p99_ms,rtp_probe,other_load,tasks_base,tasks_peak,tasks_after,calls_active_after,rss_base_kib,rss_peak_kib,rss_after_kib,build,rss_settled_kib"
 if [ ! -f "$RESULTS" ]; then
     mkdir -p "$(dirname "$RESULTS")"
     echo "$HEADER" > "$RESULTS"

@@ -11,28 +11,38 @@
 //! packet, and the time from our first End packet to the first marker-bit packet of that
 //! SSRC (the next prompt's first packet) is the digit→prompt latency.
 //!
-//! Loopback arrival time ≈ send time, so inter-arrival of consecutive sequence numbers is
-//! the service's send pacing. `kernel_drops` are packets the probe's own socket dropped
-//! (then the probe, not the service, was short of CPU); `seq_gaps` minus those were never
-//! sent (the service skips frames it is more than 3 late for).
+//! Send intervals are measured with the kernel's receive timestamps (`SO_TIMESTAMPNS`): on
+//! loopback the packet is queued to our socket inside the service's `sendto` (the
+//! softirq runs in the sender's context), so the timestamp is the send time and the
+//! interval of consecutive sequence numbers is the service's pacing — whether or not the
+//! probe itself got the CPU in time. The probe's own read time is reported too
+//! (`arrival_interval_*`): the difference between the two is the probe's scheduling, not
+//! the service's. `kernel_drops` are packets the probe's own socket dropped (then the
+//! probe, not the service, was short of CPU); `seq_gaps` minus those were never sent (the
+//! service skips frames it is more than 3 late for).
 //! Bench tool only: not part of the service.
 
 use std::collections::HashMap;
-use std::net::UdpSocket;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 struct Stream {
     first: Instant,
     last: Instant,
+    /// Kernel receive timestamp of the last packet (`SystemTime` clock).
+    last_kernel: SystemTime,
     last_seq: u16,
     packets: u64,
     seq_gaps: u64,
-    /// Inter-arrival times in microseconds.
+    /// Send intervals (kernel timestamps of consecutive packets), microseconds.
     gaps_us: Vec<u32>,
+    /// Inter-arrival as the probe read them, microseconds.
+    arrival_gaps_us: Vec<u32>,
     /// When we sent this call a DTMF digit (the first End packet), if we did.
-    digit_sent: Option<Instant>,
+    digit_sent: Option<SystemTime>,
     /// First marker-bit packet after the digit: the next prompt's first packet.
     reaction: Option<Duration>,
 }
@@ -92,24 +102,75 @@ fn kernel_drops(port: u16) -> Option<u64> {
     })
 }
 
-unsafe extern "C" {
-    fn setsockopt(fd: i32, level: i32, name: i32, value: *const std::ffi::c_void, len: u32) -> i32;
+fn set_int_option(sock: &UdpSocket, name: i32, value: i32) -> bool {
+    let len = std::mem::size_of::<i32>() as libc::socklen_t;
+    let value = (&raw const value).cast::<libc::c_void>();
+    // SAFETY: the fd is a valid open socket owned by `sock`; value points to a live i32
+    // of `len` bytes.
+    unsafe { libc::setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, name, value, len) == 0 }
 }
 
 /// A big receive buffer, so that the probe losing the CPU for a few ms on a busy 2-core box
-/// does not drop packets in its own socket (Linux: SOL_SOCKET 1, SO_RCVBUFFORCE 33 needs
-/// CAP_NET_ADMIN, SO_RCVBUF 8 is capped by net.core.rmem_max).
+/// does not drop packets in its own socket (SO_RCVBUFFORCE needs CAP_NET_ADMIN, SO_RCVBUF
+/// is capped by net.core.rmem_max).
 fn grow_receive_buffer(sock: &UdpSocket, bytes: i32) {
-    use std::os::fd::AsRawFd;
-    let fd = sock.as_raw_fd();
-    let len = std::mem::size_of::<i32>() as u32;
-    let value = (&raw const bytes).cast::<std::ffi::c_void>();
-    // SAFETY: fd is a valid open socket owned by `sock`; value points to a live i32 of `len`.
-    let forced = unsafe { setsockopt(fd, 1, 33, value, len) };
-    if forced != 0 {
-        // SAFETY: as above.
-        unsafe { setsockopt(fd, 1, 8, value, len) };
+    if !set_int_option(sock, libc::SO_RCVBUFFORCE, bytes) {
+        set_int_option(sock, libc::SO_RCVBUF, bytes);
     }
+}
+
+/// `recvmsg` with the kernel's receive timestamp (`SO_TIMESTAMPNS` must be on). IPv4 only
+/// (the probe binds 127.0.0.1). `WouldBlock`/`TimedOut` after the read timeout.
+fn recv_timestamped(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr, Option<SystemTime>)> {
+    // SAFETY: all-zero is a valid value for these plain C structs.
+    let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // u64 elements: cmsg headers need 8-byte alignment.
+    let mut control = [0u64; 16];
+    // SAFETY: as above.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&raw mut addr).cast();
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: msg points to a valid iovec (our buffer), address and control buffers,
+    // all alive for the call.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &raw mut msg, 0) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut stamp = None;
+    // SAFETY: the kernel filled `control` up to msg_controllen; CMSG_* walk it.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&raw const msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
+            {
+                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::timespec>());
+                stamp = Some(
+                    SystemTime::UNIX_EPOCH + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32),
+                );
+            }
+            cmsg = libc::CMSG_NXTHDR(&raw const msg, cmsg);
+        }
+    }
+    let from = SocketAddr::V4(SocketAddrV4::new(
+        Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr)),
+        u16::from_be(addr.sin_port),
+    ));
+    Ok((n as usize, from, stamp))
+}
+
+fn micros(d: Duration) -> u32 {
+    d.as_micros().min(u128::from(u32::MAX)) as u32
 }
 
 fn main() -> anyhow::Result<()> {
@@ -125,6 +186,9 @@ fn main() -> anyhow::Result<()> {
     let sock = UdpSocket::bind(("127.0.0.1", port))?;
     sock.set_read_timeout(Some(Duration::from_millis(100)))?;
     grow_receive_buffer(&sock, 64 << 20);
+    if !set_int_option(&sock, libc::SO_TIMESTAMPNS, 1) {
+        anyhow::bail!("SO_TIMESTAMPNS not supported");
+    }
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -155,7 +219,7 @@ fn main() -> anyhow::Result<()> {
         {
             break;
         }
-        let (n, from) = match sock.recv_from(&mut buf) {
+        let (n, from, stamp) = match recv_timestamped(&sock, &mut buf) {
             Ok(r) => r,
             Err(e)
                 if matches!(
@@ -168,6 +232,9 @@ fn main() -> anyhow::Result<()> {
             Err(e) => return Err(e.into()),
         };
         let now = Instant::now();
+        // The kernel's timestamp (≈ the service's send time on loopback); our clock if
+        // the kernel gave none.
+        let kernel = stamp.unwrap_or_else(SystemTime::now);
         last_packet = Some(now);
         if n < 12 || buf[0] >> 6 != 2 {
             non_rtp += 1;
@@ -183,27 +250,30 @@ fn main() -> anyhow::Result<()> {
         let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
         match streams.get_mut(&ssrc) {
             Some(s) => {
-                let gap = (now - s.last).as_micros().min(u128::from(u32::MAX)) as u32;
                 let expected = s.last_seq.wrapping_add(1);
                 // Only consecutive packets measure a send interval; a gap in the
                 // sequence (loss, or the service skipping late frames) is counted apart.
                 if seq == expected {
-                    s.gaps_us.push(gap);
+                    s.gaps_us.push(micros(
+                        kernel.duration_since(s.last_kernel).unwrap_or_default(),
+                    ));
+                    s.arrival_gaps_us.push(micros(now - s.last));
                 } else {
                     s.seq_gaps += u64::from(seq.wrapping_sub(expected).min(1000));
                 }
                 s.last = now;
+                s.last_kernel = kernel;
                 s.last_seq = seq;
                 s.packets += 1;
                 if let Some(sent) = s.digit_sent {
                     if marker && s.reaction.is_none() {
-                        s.reaction = Some(now - sent);
+                        s.reaction = Some(kernel.duration_since(sent).unwrap_or_default());
                     }
                 } else if let Some(after) = dtmf_after
                     && now - s.first >= after
                 {
                     send_digit(&sock, from, ssrc ^ 0x5a5a_5a5a)?;
-                    s.digit_sent = Some(Instant::now());
+                    s.digit_sent = Some(SystemTime::now());
                 }
             }
             None => {
@@ -212,10 +282,12 @@ fn main() -> anyhow::Result<()> {
                     Stream {
                         first: now,
                         last: now,
+                        last_kernel: kernel,
                         last_seq: seq,
                         packets: 1,
                         seq_gaps: 0,
                         gaps_us: Vec::with_capacity(1600),
+                        arrival_gaps_us: Vec::with_capacity(1600),
                         digit_sent: None,
                         reaction: None,
                     },
@@ -231,6 +303,15 @@ fn main() -> anyhow::Result<()> {
         .collect();
     all.sort_unstable();
     let within = all
+        .iter()
+        .filter(|&&g| (18_000..=22_000).contains(&g))
+        .count();
+    let mut arrival: Vec<u32> = streams
+        .values()
+        .flat_map(|s| s.arrival_gaps_us.iter().copied())
+        .collect();
+    arrival.sort_unstable();
+    let arrival_within = arrival
         .iter()
         .filter(|&&g| (18_000..=22_000).contains(&g))
         .count();
@@ -266,11 +347,14 @@ fn main() -> anyhow::Result<()> {
     } else {
         inner.iter().map(|&i| per_second[i] as f64).sum::<f64>() / inner.len() as f64
     };
-    let within_pct = if all.is_empty() {
-        0.0
-    } else {
-        (within as f64 * 10000.0 / all.len() as f64).round() / 100.0
+    let share = |n: usize, of: usize| {
+        if of == 0 {
+            0.0
+        } else {
+            (n as f64 * 10000.0 / of as f64).round() / 100.0
+        }
     };
+    let within_pct = share(within, all.len());
     let mut reactions: Vec<u32> = streams
         .values()
         .filter_map(|s| s.reaction)
@@ -296,6 +380,9 @@ fn main() -> anyhow::Result<()> {
         "interval_ms_p999": pct(&all, 0.999),
         "interval_ms_max": all.last().map(|&g| f64::from(g) / 1000.0).unwrap_or(0.0),
         "interval_within_20ms_pm2_pct": within_pct,
+        "arrival_interval_ms_p99": pct(&arrival, 0.99),
+        "arrival_interval_ms_max": arrival.last().map(|&g| f64::from(g) / 1000.0).unwrap_or(0.0),
+        "arrival_within_20ms_pm2_pct": share(arrival_within, arrival.len()),
         "digits_sent": digits_sent,
         "digit_reactions": reactions.len(),
         "digit_to_prompt_ms_p50": pct(&reactions, 0.50),

@@ -259,3 +259,42 @@ impl CallLog {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digits_are_counted_by_method() {
+        let mut r = CallRecord::new("c".into(), 1, None, None);
+        r.push_digit('1', DigitMethod::Rfc4733);
+        r.push_digit('#', DigitMethod::Info);
+        r.push_digit('2', DigitMethod::Rfc4733);
+        assert_eq!(r.digits, "1#2");
+        assert_eq!(
+            r.digit_methods,
+            DigitMethods {
+                rfc4733: 2,
+                info: 1
+            }
+        );
+        let json = serde_json::to_value(&r).expect("serialises");
+        assert_eq!(json["digit_methods"]["rfc4733"], 2);
+        assert_eq!(json["ivr_node"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn the_active_record_is_replaced_in_place() {
+        let log = CallLog::default();
+        let mut r = CallRecord::new("c".into(), 7, None, None);
+        log.upsert_active(&r);
+        r.ivr_node = Some("menu".into());
+        log.upsert_active(&r);
+        let active = log.active();
+        assert_eq!(active.len(), 1);
+        assert_eq!(active[0].ivr_node.as_deref(), Some("menu"));
+        log.finish(r);
+        assert_eq!(log.active_count(), 0);
+        assert_eq!(log.find("c").and_then(|r| r.ivr_node), Some("menu".into()));
+    }
+}

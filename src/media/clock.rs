@@ -256,6 +256,19 @@ impl<T> MediaClock<T> {
         self.after_input(key);
     }
 
+    /// Queues `prompts` after whatever plays (seamlessly, as [`MediaSession::enqueue`]),
+    /// within the current epoch: their `PromptFinished` notices carry the epoch of the
+    /// `play` they extend.
+    pub fn enqueue(&mut self, key: SessionKey, prompts: impl IntoIterator<Item = Arc<Prompt>>) {
+        let Some(e) = self.entry_mut(key) else {
+            return;
+        };
+        for p in prompts {
+            e.session.enqueue(p);
+        }
+        self.after_input(key);
+    }
+
     /// Barge-in: stops the playback and drops the queue; a prompt that was playing is
     /// reported as [`MediaNotice::PromptStopped`]. Later notices carry `epoch`.
     pub fn stop(&mut self, key: SessionKey, epoch: u32) {
@@ -759,6 +772,25 @@ mod tests {
                 }
             )]
         );
+    }
+
+    #[test]
+    fn enqueued_prompts_follow_in_the_same_epoch() {
+        let t0 = Instant::now();
+        let mut clock = MediaClock::new();
+        let k = clock.insert(session(t0, 1), 1);
+        clock.play(k, t0, 5, [tone("a", 40)]);
+        clock.enqueue(k, [tone("b", 20)]);
+        let sent = run_until(&mut clock, t0, ms(t0, 100));
+        assert_eq!(sent.iter().filter(|s| s.marker).count(), 1, "one talkspurt");
+        let ids: Vec<(String, u32)> = notices(&mut clock)
+            .into_iter()
+            .filter_map(|(_, n)| match n {
+                MediaNotice::PromptFinished { epoch, id, .. } => Some((id, epoch)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids, vec![("a".into(), 5), ("b".into(), 5)]);
     }
 
     #[test]

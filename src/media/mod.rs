@@ -1,11 +1,12 @@
 //! Media: SDP offer/answer, G.711, prompts, RTP sessions and DTMF.
 //! Nothing here knows about SIP transactions or sockets' owners.
 //!
-//! Everything in this module is sans-IO: plain state machines and pure functions that are fed
-//! bytes and a `now: Instant` and hand back bytes, destinations, deadlines and events. The
-//! socket loop and timers live at the edge (`call::runner`), which keeps every timing rule
-//! here (20 ms packetisation, RFC 4733 loss recovery, RTP inactivity) testable with virtual
-//! time and no sockets.
+//! Everything in this module but `worker` is sans-IO: plain state machines and pure functions
+//! that are fed bytes and a `now: Instant` and hand back bytes, destinations, deadlines and
+//! events — down to the shared media clock (`clock`) that schedules many calls' sessions.
+//! The socket loop and the one timer live at the edge, in `worker` (the media workers'
+//! tokio tasks), which keeps every timing rule here (20 ms packetisation, catch-up,
+//! RFC 4733 loss recovery, RTP inactivity) testable with virtual time and no sockets.
 
 pub mod clock;
 pub mod codec;

@@ -79,6 +79,10 @@ enum Command {
         epoch: u32,
         prompts: Vec<Arc<Prompt>>,
     },
+    Enqueue {
+        id: u64,
+        prompts: Vec<Arc<Prompt>>,
+    },
     Stop {
         id: u64,
         epoch: u32,
@@ -212,6 +216,15 @@ impl MediaHandle {
             prompts,
         });
         self.epoch
+    }
+
+    /// Queues `prompts` after whatever plays, in the current epoch (no new epoch: they
+    /// extend the last `play`).
+    pub fn enqueue(&self, prompts: Vec<Arc<Prompt>>) {
+        let _ = self.tx.send(Command::Enqueue {
+            id: self.id,
+            prompts,
+        });
     }
 
     /// Barge-in: stops the playback and drops the queue. A prompt that was still playing
@@ -381,6 +394,11 @@ impl State {
             Command::Play { id, epoch, prompts } => {
                 if let Some(&key) = self.ids.get(&id) {
                     self.clock.play(key, t, epoch, prompts);
+                }
+            }
+            Command::Enqueue { id, prompts } => {
+                if let Some(&key) = self.ids.get(&id) {
+                    self.clock.enqueue(key, prompts);
                 }
             }
             Command::Stop { id, epoch } => {
