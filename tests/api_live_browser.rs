@@ -196,12 +196,15 @@ async fn live_page_shows_calls_as_they_happen() {
         .kill_on_drop(true)
         .spawn()
         .expect("sipp runs");
+    // The dialer stays off: the seeded campaigns are snapshots for the page, not calls
+    // to place (the trunk here is a SIPp that only answers OPTIONS).
     let svc = common::Service::start(&common_api::merge(
         &common_api::tokens_toml(),
         &format!(
             "[dialplans]\ndir = \"{}\"\n[rtp]\ninactivity_timeout = \"300s\"\n\
              [program]\ntoday = \"2021-11-27\"\n[api]\nlive_refresh = \"250ms\"\n\
-             [trunk]\nhost = \"127.0.0.1\"\nport = {trunk_port}\noptions_interval = \"500ms\"\n",
+             [trunk]\nhost = \"127.0.0.1\"\nport = {trunk_port}\noptions_interval = \"500ms\"\n\
+             [dialer]\nenabled = false\n",
             plans.path().display()
         ),
     ))
