@@ -22,15 +22,13 @@ const COLUMNS: [&str; 5] = [
     "list_source",
     "name",
 ];
-
-/// Parses and validates a whole file. Line numbers are those an editor shows
-/// (header = line 1), so the operator can go straight to the bad row.
-pub(crate) fn parse_subscribers_csv(
+/// Opens an uploaded CSV the way every import reads it: the BOM Excel writes at the
+/// start of "CSV UTF-8" files stripped, UTF-8 checked (naming the line of the first bad
+/// byte), fields trimmed, rows of any width (each parser checks its own). Returns the
+/// header's names, lower-cased, and the data rows.
+pub(crate) fn open_csv(
     bytes: &[u8],
-    batch: &str,
-    now: Timestamp,
-) -> Result<Vec<Subscriber>, ImportError> {
-    // Excel writes a BOM at the start of "CSV UTF-8" files.
+) -> Result<(Vec<String>, csv::StringRecordsIntoIter<&[u8]>), ImportError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if let Err(e) = std::str::from_utf8(bytes) {
         let line = 1 + bytes[..e.valid_up_to()]
@@ -42,13 +40,12 @@ pub(crate) fn parse_subscribers_csv(
             problem: "not valid UTF-8 (save the file as \"CSV UTF-8\")".into(),
         });
     }
-    let mut reader = csv::ReaderBuilder::new()
+    let mut records = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(bytes);
-    let mut records = reader.records();
-
+        .from_reader(bytes)
+        .into_records();
     let header = match records.next() {
         None => {
             return Err(ImportError::Header {
@@ -62,7 +59,18 @@ pub(crate) fn parse_subscribers_csv(
         }
         Some(Ok(h)) => h,
     };
-    let names: Vec<String> = header.iter().map(|h| h.to_ascii_lowercase()).collect();
+    let names = header.iter().map(|h| h.to_ascii_lowercase()).collect();
+    Ok((names, records))
+}
+
+/// Parses and validates a whole file. Line numbers are those an editor shows
+/// (header = line 1), so the operator can go straight to the bad row.
+pub(crate) fn parse_subscribers_csv(
+    bytes: &[u8],
+    batch: &str,
+    now: Timestamp,
+) -> Result<Vec<Subscriber>, ImportError> {
+    let (names, records) = open_csv(bytes)?;
     let width = names.len();
     if !(width == 4 || width == 5) || names.iter().zip(COLUMNS).any(|(n, want)| n != want) {
         return Err(ImportError::Header {

@@ -19,37 +19,7 @@ use crate::store::{MAX_ATTEMPTS, Pools, Step, Store, time};
 /// All or nothing, like the target-list import: any bad row fails the file with its
 /// line number. A number listed twice is kept once.
 pub(crate) fn parse_do_not_call_csv(bytes: &[u8]) -> Result<Vec<(String, String)>, ImportError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    if let Err(e) = std::str::from_utf8(bytes) {
-        let line = 1 + bytes[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count() as u64;
-        return Err(ImportError::Row {
-            line,
-            problem: "not valid UTF-8 (save the file as \"CSV UTF-8\")".into(),
-        });
-    }
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(bytes);
-    let mut records = reader.records();
-    let header = match records.next() {
-        None => {
-            return Err(ImportError::Header {
-                problem: "the file is empty".into(),
-            });
-        }
-        Some(Err(e)) => {
-            return Err(ImportError::Header {
-                problem: e.to_string(),
-            });
-        }
-        Some(Ok(h)) => h,
-    };
-    let names: Vec<String> = header.iter().map(|h| h.to_ascii_lowercase()).collect();
+    let (names, records) = crate::store::import::open_csv(bytes)?;
     let width = names.len();
     if !matches!(
         names.iter().map(String::as_str).collect::<Vec<_>>()[..],
