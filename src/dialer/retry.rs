@@ -37,6 +37,23 @@ pub enum Disposition {
 }
 
 impl Disposition {
+    pub const ALL: &'static [Disposition] = &[
+        Disposition::Answered,
+        Disposition::Busy,
+        Disposition::NoAnswer,
+        Disposition::Rejected,
+        Disposition::InvalidNumber,
+        Disposition::Congested,
+        Disposition::Failed,
+        Disposition::Canceled,
+    ];
+
+    /// A final status on a call record, where no ring timeout of ours is involved
+    /// (inbound calls, stored records): `from_sip(code, false)`.
+    pub fn from_sip_status(code: u16) -> Disposition {
+        Disposition::from_sip(code, false)
+    }
+
     /// Maps a SIP final response code. `ring_timed_out` is true when *we* sent the
     /// CANCEL because `ring_timeout` expired: the 487 that follows is a no-answer.
     pub fn from_sip(code: u16, ring_timed_out: bool) -> Disposition {
@@ -70,6 +87,20 @@ impl Disposition {
             Disposition::Failed => "failed",
             Disposition::Canceled => "canceled",
         }
+    }
+}
+
+impl std::str::FromStr for Disposition {
+    type Err = crate::program::ParseEnumError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Disposition::ALL
+            .iter()
+            .copied()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| crate::program::ParseEnumError {
+                kind: "disposition",
+                value: s.chars().take(40).collect(),
+            })
     }
 }
 

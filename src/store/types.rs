@@ -221,74 +221,10 @@ impl std::str::FromStr for CallDirection {
     }
 }
 
-/// How a call ended, in the terms supervisors and campaign retries use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Disposition {
-    Answered,
-    Busy,
-    NoAnswer,
-    Rejected,
-    InvalidNumber,
-    Congested,
-    Failed,
-    Canceled,
-}
-
-impl Disposition {
-    pub const ALL: &'static [Disposition] = &[
-        Disposition::Answered,
-        Disposition::Busy,
-        Disposition::NoAnswer,
-        Disposition::Rejected,
-        Disposition::InvalidNumber,
-        Disposition::Congested,
-        Disposition::Failed,
-        Disposition::Canceled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Disposition::Answered => "answered",
-            Disposition::Busy => "busy",
-            Disposition::NoAnswer => "no_answer",
-            Disposition::Rejected => "rejected",
-            Disposition::InvalidNumber => "invalid_number",
-            Disposition::Congested => "congested",
-            Disposition::Failed => "failed",
-            Disposition::Canceled => "canceled",
-        }
-    }
-
-    /// The usual reading of an INVITE's final SIP status (RFC 3261 §21) for dialing:
-    /// what decides whether an outbound attempt is retried.
-    pub fn from_sip_status(code: u16) -> Disposition {
-        match code {
-            200..=299 => Disposition::Answered,
-            486 | 600 => Disposition::Busy,
-            408 | 480 => Disposition::NoAnswer,
-            403 | 603 => Disposition::Rejected,
-            404 | 484 | 485 | 604 => Disposition::InvalidNumber,
-            487 => Disposition::Canceled,
-            502..=504 => Disposition::Congested,
-            _ => Disposition::Failed,
-        }
-    }
-}
-
-impl std::str::FromStr for Disposition {
-    type Err = ParseEnumError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Disposition::ALL
-            .iter()
-            .copied()
-            .find(|d| d.as_str() == s)
-            .ok_or_else(|| ParseEnumError {
-                kind: "disposition",
-                value: s.chars().take(40).collect(),
-            })
-    }
-}
+/// How a call ended, in the terms supervisors and campaign retries use: one
+/// vocabulary and one SIP mapping for inbound call records and outbound attempts alike
+/// (defined with the retry rules that depend on it).
+pub use crate::dialer::Disposition;
 
 /// One call, as persisted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -572,7 +508,11 @@ mod tests {
             (484, Disposition::InvalidNumber),
             (487, Disposition::Canceled),
             (503, Disposition::Congested),
-            (500, Disposition::Failed),
+            // The guide's vocabulary: 500 is the network, not the subscriber; a 403
+            // is a trunk/policy refusal, not a subscriber's decline (603).
+            (500, Disposition::Congested),
+            (403, Disposition::Failed),
+            (418, Disposition::Failed),
         ];
         for (code, want) in cases {
             assert_eq!(Disposition::from_sip_status(code), want, "{code}");
