@@ -76,6 +76,8 @@ pub struct App {
     pub http_addr: SocketAddr,
     pub calls: CallLog,
     pub store: Store,
+    /// The media workers (their counters: benchmarks, tests, `/debug/runtime`).
+    pub media: MediaWorkers,
     dialplans: SharedDialplans,
     prompts: PromptCache,
     sip: SipHandle,
@@ -149,6 +151,8 @@ impl App {
                 addr: listen,
                 source,
             })?;
+        let media_for_api = media.clone();
+        let media_for_app = media.clone();
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let calls = CallLog::with_observer(metrics.clone());
         media_tasks.push(tokio::spawn(trim_heap_when_idle(
@@ -199,6 +203,7 @@ impl App {
             advertised_ip,
             answer_delay: settings.sip.answer_delay,
             inactivity_timeout: settings.rtp.inactivity_timeout,
+            max_send_lag: settings.rtp.max_send_lag,
             actions: ProgramActions {
                 store: store.clone(),
                 program: Arc::new(settings.program.clone()),
@@ -281,6 +286,10 @@ impl App {
                     }
                 }),
                 outbound_line: settings.trunk.trunk_config().map(|t| t.caller_id),
+                media_lag: Arc::new({
+                    let media = media_for_api;
+                    move || media.send_lag()
+                }),
                 metrics,
                 clock,
                 settings: settings.api.clone(),
@@ -293,6 +302,7 @@ impl App {
             http_addr,
             calls,
             store,
+            media: media_for_app,
             dialplans,
             prompts,
             sip,

@@ -173,6 +173,12 @@ pub struct RtpSettings {
     pub port_max: u16,
     #[serde(with = "humantime_serde")]
     pub inactivity_timeout: Duration,
+    /// New calls (inbound: 503, campaigns: held) are refused while the media workers
+    /// send this far behind their frame slots, averaged over a second: at that point the
+    /// box has no CPU for more calls, and taking them would degrade every call's audio.
+    /// `0s` turns the check off.
+    #[serde(with = "humantime_serde")]
+    pub max_send_lag: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

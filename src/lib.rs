@@ -9,6 +9,7 @@
 pub mod api;
 pub mod app;
 pub mod call;
+pub mod capacity;
 pub mod config;
 pub mod dialer;
 pub mod ivr;

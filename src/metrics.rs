@@ -132,6 +132,7 @@ pub struct Metrics {
     queue: Family<QueueLabels, Gauge>,
     queue_oldest_waiting: Gauge<f64, AtomicU64>,
     tasks_alive: Gauge<i64, AtomicI64>,
+    media_send_lag: FloatGauge,
     http_requests: Family<HttpLabels, Counter>,
     campaign_contacts: Family<CampaignStateLabels, Gauge>,
     campaign_state: Family<CampaignStateLabels, Gauge>,
@@ -166,6 +167,8 @@ pub struct Observed<'a> {
     pub queue: &'a QueueStats,
     /// Seconds the oldest waiting entry has waited (0 when none waits).
     pub oldest_waiting_seconds: f64,
+    /// How far behind its frame slots the most lagging media worker sends (seconds).
+    pub media_send_lag_seconds: f64,
 }
 
 impl Metrics {
@@ -187,6 +190,7 @@ impl Metrics {
             queue: Family::default(),
             queue_oldest_waiting: Gauge::default(),
             tasks_alive: Gauge::default(),
+            media_send_lag: FloatGauge::default(),
             http_requests: Family::default(),
             campaign_contacts: Family::default(),
             campaign_state: Family::default(),
@@ -268,6 +272,11 @@ impl Metrics {
             "vinmec_queue_oldest_waiting_seconds",
             "Age of the oldest entry waiting for a Vinmec scheduler",
             m.queue_oldest_waiting.clone(),
+        );
+        registry.register(
+            "media_send_lag_seconds",
+            "How far behind its 20 ms frame slots RTP is sent (mean over 1 s, the most lagging media worker); new calls are refused above rtp.max_send_lag",
+            m.media_send_lag.clone(),
         );
         registry.register(
             "tokio_tasks_alive",
@@ -410,6 +419,7 @@ impl Metrics {
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
         self.queue_oldest_waiting.set(o.oldest_waiting_seconds);
+        self.media_send_lag.set(o.media_send_lag_seconds);
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let n = handle.metrics().num_alive_tasks();
             self.tasks_alive.set(i64::try_from(n).unwrap_or(i64::MAX));
@@ -688,6 +698,7 @@ mod tests {
             registrations: &regs,
             queue: &queue,
             oldest_waiting_seconds: 42.0,
+            media_send_lag_seconds: 0.0005,
         });
         let text = m.encode();
         for line in [

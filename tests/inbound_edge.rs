@@ -1,5 +1,6 @@
 //! Edge cases driven by the Rust test caller: missing ACK (Timer H), RTP inactivity,
-//! RTP packetisation as received, hostile bytes on UDP and TCP, draining shutdown.
+//! RTP packetisation as received, hostile bytes on UDP and TCP, draining shutdown, and
+//! refusing calls while media is behind (overload).
 
 mod common;
 
@@ -215,4 +216,50 @@ async fn shutdown_refuses_new_calls_and_hangs_up_active_ones_after_grace() {
     let finished = calls.finished();
     assert_eq!(finished.len(), 1);
     assert_eq!(finished[0].end_reason, "shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_behind_its_frame_slots_refuses_new_calls_until_it_catches_up() {
+    use std::sync::atomic::Ordering;
+    // Default `rtp.max_send_lag` (10 ms). The workers publish their lag once a second
+    // of sending; with no call up nothing overwrites what the test sets here.
+    let svc = Service::start("").await;
+    let set_lag = |us: u64| {
+        for w in svc.app.media.stats() {
+            w.lag_us.store(us, Ordering::Relaxed);
+        }
+    };
+    set_lag(40_000);
+    let c = Client::new(svc.sip_addr()).await;
+    c.send(&c.invite(common::DEMO, "overloaded", &sdp(c.rtp_port(), "")))
+        .await;
+    let refused = c
+        .expect(Duration::from_secs(5), |m| {
+            m.status().is_some_and(|s| s >= 200)
+        })
+        .await;
+    assert_eq!(refused.status(), Some(503), "{}", refused.0);
+    assert_eq!(refused.header("Retry-After"), Some("5"));
+    // SIPp, a caller nobody here wrote, is refused the same way.
+    let run = sipp(
+        "overloaded_sipp",
+        "uac_expect_503.xml",
+        svc.sip_addr(),
+        Transport::Udp,
+        &[],
+    )
+    .await;
+    assert!(run.ok(), "{}", run.explain());
+    // Caught up: the next call is answered and runs as usual.
+    set_lag(500);
+    let mut ok = Client::new(svc.sip_addr()).await;
+    ok.call_until_200().await;
+    ok.ack().await;
+    let bye = ok
+        .expect(Duration::from_secs(30), |m| m.is_request("BYE"))
+        .await;
+    ok.answer_bye(&bye).await;
+    let calls = svc.wait_calls(1).await;
+    assert_eq!(calls.len(), 1, "refused calls start no call: {calls:?}");
+    assert_eq!(calls[0].end_reason, "local_bye");
 }

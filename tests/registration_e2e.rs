@@ -335,22 +335,21 @@ async fn window_closed(db: Db) {
     }
 }
 
+// One test per database, each running its calls side by side: the calls wait on prompt
+// playback (real time), not on the CPU, and the test harness runs only as many tests at
+// once as there are cores.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn eligible_caller_registers_by_keypad_sqlite() {
-    eligible_caller_registers_by_keypad(Db::Sqlite).await;
+async fn registration_line_sqlite() {
+    tokio::join!(
+        eligible_caller_registers_by_keypad(Db::Sqlite),
+        refusal_paths(Db::Sqlite)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn eligible_caller_registers_by_keypad_postgres() {
-    eligible_caller_registers_by_keypad(Db::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refusal_paths_play_the_right_prompts_sqlite() {
-    refusal_paths(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refusal_paths_play_the_right_prompts_postgres() {
-    refusal_paths(Db::Postgres).await;
+async fn registration_line_postgres() {
+    tokio::join!(
+        eligible_caller_registers_by_keypad(Db::Postgres),
+        refusal_paths(Db::Postgres)
+    );
 }

@@ -42,6 +42,7 @@ pub mod vinmec;
 pub mod webhook;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
@@ -87,6 +88,8 @@ pub struct ApiContext {
     /// The line outbound calls are placed from (the trunk's caller id), where the
     /// supervisors' view shows the campaigns' dialling queue; `None` without a trunk.
     pub outbound_line: Option<String>,
+    /// How far behind its frame slots RTP is sent (`MediaWorkers::send_lag`).
+    pub media_lag: Arc<dyn Fn() -> Duration + Send + Sync>,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
     pub settings: ApiSettings,
@@ -106,6 +109,7 @@ pub struct Inner {
     pub dialplans: Arc<dyn Fn() -> usize + Send + Sync>,
     pub dialplan_names: Arc<dyn Fn() -> Vec<String> + Send + Sync>,
     pub outbound_line: Option<String>,
+    pub media_lag: Arc<dyn Fn() -> Duration + Send + Sync>,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
     pub settings: ApiSettings,
@@ -134,6 +138,7 @@ impl ApiState {
             dialplans: ctx.dialplans,
             dialplan_names: ctx.dialplan_names,
             outbound_line: ctx.outbound_line,
+            media_lag: ctx.media_lag,
             metrics: ctx.metrics,
             clock: ctx.clock,
             settings: ctx.settings,
@@ -592,6 +597,7 @@ async fn runtime(State(s): State<ApiState>) -> Json<serde_json::Value> {
     Json(serde_json::json!({
         "tasks_alive": tasks,
         "calls_active": s.calls.active_count(),
+        "media_send_lag_ms": (s.media_lag)().as_secs_f64() * 1000.0,
     }))
 }
 
@@ -652,6 +658,7 @@ async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiError> {
         registrations: &registrations,
         queue: &queue,
         oldest_waiting_seconds: oldest,
+        media_send_lag_seconds: (s.media_lag)().as_secs_f64(),
     });
     let lines = s.store.campaign_lines(now).await?;
     let mut per_campaign = Vec::new();

@@ -123,6 +123,7 @@ impl Placer for SipPlacer {
 
     fn trunk_hold(&self) -> Option<Hold> {
         trunk_hold(&self.trunk.borrow())
+            .or_else(|| self.ctx.media_overloaded().map(|_| Hold::MediaOverloaded))
     }
 
     fn active_calls(&self) -> u32 {

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 use tokio::sync::Notify;
 
+use crate::capacity::GiveBack;
 use crate::media::MediaStats;
 use crate::sip::LegId;
 
@@ -170,8 +171,12 @@ struct Inner {
     finished_total: u64,
 }
 
-/// Finished records kept in memory.
-const KEEP_FINISHED: usize = 10_000;
+/// Finished records kept in memory: what `GET /api/calls` shows ("recent"). Every call's
+/// outcome is in the store (`call_records`), so more would only pin memory: 10 000 kept
+/// records (a handful of small allocations each, scattered among the freed ones of the
+/// calls around them) held ~60 MB resident after a load run that glibc could not give
+/// back (BENCHMARKS.md, "Memory and tasks").
+pub const KEEP_FINISHED: usize = 100;
 
 impl CallLog {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -206,6 +211,7 @@ impl CallLog {
         {
             let mut inner = self.lock();
             inner.active.remove(&record.leg);
+            inner.active.give_back();
             inner.finished.push_back(record);
             inner.finished_total += 1;
             while inner.finished.len() > KEEP_FINISHED {
@@ -296,5 +302,22 @@ mod tests {
         log.finish(r);
         assert_eq!(log.active_count(), 0);
         assert_eq!(log.find("c").and_then(|r| r.ivr_node), Some("menu".into()));
+    }
+
+    #[test]
+    fn only_the_most_recent_finished_calls_stay_in_memory() {
+        let log = CallLog::default();
+        let n = KEEP_FINISHED as u64 + 50;
+        for leg in 0..n {
+            let r = CallRecord::new(format!("c{leg}"), leg, None, None);
+            log.upsert_active(&r);
+            log.finish(r);
+        }
+        assert_eq!(log.finished_total(), n);
+        let kept = log.finished();
+        assert_eq!(kept.len(), KEEP_FINISHED);
+        assert_eq!(kept[0].call_id, "c50", "the oldest go first");
+        assert!(log.find("c49").is_none());
+        assert!(log.find(&format!("c{}", n - 1)).is_some());
     }
 }

@@ -54,6 +54,13 @@ pub fn router(
                 return Err(488);
             }
         };
+        if let Some(lag) = ctx.media_overloaded() {
+            tracing::info!(
+                lag_ms = lag.as_secs_f64() * 1000.0,
+                "refusing call: 503 (media is sending behind its frame slots)"
+            );
+            return Err(503);
+        }
         let port = match ports.allocate() {
             Ok(p) => p,
             Err(e) => {

@@ -51,6 +51,8 @@ pub struct CallContext {
     pub advertised_ip: std::net::IpAddr,
     pub answer_delay: Duration,
     pub inactivity_timeout: Duration,
+    /// `rtp.max_send_lag`: see [`CallContext::media_overloaded`].
+    pub max_send_lag: Duration,
     pub actions: ProgramActions,
     pub store: Store,
     pub media: MediaWorkers,
@@ -59,6 +61,14 @@ pub struct CallContext {
 }
 
 impl CallContext {
+    /// `Some(lag)` while the media workers send further behind their frame slots than
+    /// `rtp.max_send_lag`: no new calls then (inbound 503, campaigns hold), so that the
+    /// calls already up keep their audio.
+    pub fn media_overloaded(&self) -> Option<Duration> {
+        let lag = self.media.send_lag();
+        (!self.max_send_lag.is_zero() && lag > self.max_send_lag).then_some(lag)
+    }
+
     /// Our side of a leg's SDP. `session` is the `o=` session id, constant for the
     /// dialog (the leg id inbound; the attempt id outbound, whose offer precedes the
     /// leg); `version` is 1 for the first offer or answer and goes up with every later

@@ -78,7 +78,8 @@ pub trait Placer: Send {
     /// Whether a dialplan of this name is loaded (else the campaign holds).
     fn dialplan_loaded(&self, name: &str) -> bool;
 
-    /// The trunk's condition: `None` when it can take calls.
+    /// Whether calls can be placed at all (the trunk's condition, and whether the box
+    /// has CPU for more media): `None` when they can.
     fn trunk_hold(&self) -> Option<Hold>;
 
     /// Calls up now, inbound and outbound.

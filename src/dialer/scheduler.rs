@@ -66,6 +66,9 @@ pub enum Hold {
     RegistrationClosed,
     /// The store failed the last claim (logged); retried after a pause.
     StoreError,
+    /// The media workers send RTP too far behind their frame slots (`rtp.max_send_lag`):
+    /// the box is out of CPU, and another call would degrade every call's audio.
+    MediaOverloaded,
 }
 
 impl Hold {
@@ -82,6 +85,7 @@ impl Hold {
             Hold::CapReached => "cap_reached",
             Hold::RegistrationClosed => "registration_closed",
             Hold::StoreError => "store_error",
+            Hold::MediaOverloaded => "media_overloaded",
         }
     }
 
@@ -124,6 +128,9 @@ impl fmt::Display for Hold {
                 f.write_str("registration_closed: outside the registration period")
             }
             Hold::StoreError => f.write_str("store_error: the last claim failed; retrying"),
+            Hold::MediaOverloaded => f.write_str(
+                "media_overloaded: RTP is sent behind its frame slots; no new calls until it catches up",
+            ),
         }
     }
 }

@@ -35,6 +35,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::capacity::GiveBack;
+
 use super::dtmf::DigitEvent;
 use super::prompt::Prompt;
 use super::session::{MAX_LATE_FRAMES, MediaEvent, MediaSession, MediaStats, SessionParams};
@@ -128,6 +130,9 @@ pub struct MediaClock<T> {
     /// `bufs[i]` holds the packet of `batch[i]`; never shrunk.
     bufs: Vec<Vec<u8>>,
     notices: VecDeque<(SessionKey, MediaNotice)>,
+    /// The generation new slots start at: above every generation of the slots dropped by
+    /// [`give_back`](Self::give_back), so a key from before stays dead.
+    generation_floor: u32,
 }
 
 impl<T> Default for MediaClock<T> {
@@ -146,6 +151,7 @@ impl<T> MediaClock<T> {
             batch: Vec::with_capacity(MAX_BATCH),
             bufs: Vec::new(),
             notices: VecDeque::new(),
+            generation_floor: 0,
         }
     }
 
@@ -174,7 +180,7 @@ impl<T> MediaClock<T> {
             }
             None => {
                 self.slots.push(Slot {
-                    generation: 0,
+                    generation: self.generation_floor,
                     entry: Some(entry),
                 });
                 u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
@@ -207,6 +213,22 @@ impl<T> MediaClock<T> {
             cut_short,
         };
         Some((fin, entry.data))
+    }
+
+    /// Gives the memory of a load peak back. Once no session is left, the slot table, free
+    /// list and deadline heap start over (every heap entry is stale then); while sessions
+    /// are live only the heap and notice queue shrink, because slots are addressed by
+    /// index (and by the worker's epoll tokens).
+    pub fn give_back(&mut self) {
+        if self.live == 0 && self.slots.capacity() > crate::capacity::KEEP {
+            let highest = self.slots.iter().map(|s| s.generation).max().unwrap_or(0);
+            self.generation_floor = self.generation_floor.max(highest.wrapping_add(1));
+            self.slots = Vec::new();
+            self.free = Vec::new();
+            self.timers = BinaryHeap::new();
+        }
+        self.timers.give_back();
+        self.notices.give_back();
     }
 
     /// The live key of slot `index`, if a session occupies it.
@@ -711,6 +733,41 @@ mod tests {
         assert!(clock.remove(a).is_none());
         assert_eq!(clock.data(c), Some(&3));
         assert!(notices(&mut clock).is_empty());
+    }
+
+    #[test]
+    fn after_a_peak_the_slots_start_over_and_old_keys_stay_dead() {
+        let t0 = Instant::now();
+        let mut clock = MediaClock::new();
+        let keys: Vec<_> = (0..500).map(|i| clock.insert(session(t0, i), i)).collect();
+        for &k in &keys {
+            clock.play(k, t0, 1, [tone("menu", 1000)]);
+        }
+        run_until(&mut clock, t0, ms(t0, 100));
+        // Still one live session: the table is kept (slots are addressed by index).
+        for &k in &keys[1..] {
+            assert!(clock.remove(k).is_some());
+            clock.give_back();
+        }
+        assert!(clock.slots.capacity() >= 500);
+        assert!(clock.remove(keys[0]).is_some());
+        clock.give_back();
+        assert_eq!(clock.slots.capacity(), 0);
+        assert!(
+            clock.timers.is_empty(),
+            "stale deadlines dropped with the slots"
+        );
+        // A new call takes slot 0 again, under a generation no old key has.
+        let fresh = clock.insert(session(ms(t0, 200), 9), 9);
+        assert_eq!(fresh.index(), keys[0].index());
+        for &old in &keys {
+            assert!(clock.session(old).is_none());
+            clock.play(old, ms(t0, 200), 2, [tone("x", 100)]);
+        }
+        assert!(clock.remove(keys[0]).is_none());
+        assert_eq!(clock.data(fresh), Some(&9));
+        let sent = run_until(&mut clock, ms(t0, 200), ms(t0, 300));
+        assert!(sent.iter().all(|s| s.key == fresh));
     }
 
     #[test]

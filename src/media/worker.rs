@@ -36,6 +36,8 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::capacity::GiveBack;
+
 use super::clock::{MediaClock, MediaFinal, MediaNotice, SessionKey};
 use super::prompt::Prompt;
 use super::session::{MediaSession, SessionParams};
@@ -64,6 +66,50 @@ pub struct WorkerStats {
     pub packets_received: AtomicU64,
     /// Times the worker woke up (timer, readiness or command).
     pub wakeups: AtomicU64,
+    /// How far behind its frame slots the worker sends, in µs: the mean, over the last
+    /// [`LAG_WINDOW`], of how late the oldest due frame was each time the worker sent.
+    /// Near 0.5 ms (tokio's 1 ms timer) when healthy; it grows when the worker does not
+    /// get the CPU in time. The call layer refuses new calls above `rtp.max_send_lag`.
+    pub lag_us: AtomicU64,
+}
+
+/// The window [`WorkerStats::lag_us`] is averaged over: long enough that one scheduling
+/// hiccup does not refuse calls, short enough to stop a ramp before media suffers.
+pub const LAG_WINDOW: Duration = Duration::from_secs(1);
+
+/// Averages the worker's send lateness over [`LAG_WINDOW`] windows (sans-IO: fed `now`).
+#[derive(Debug)]
+pub struct LagWindow {
+    start: Instant,
+    sum: Duration,
+    samples: u32,
+}
+
+impl LagWindow {
+    pub fn new(now: Instant) -> Self {
+        LagWindow {
+            start: now,
+            sum: Duration::ZERO,
+            samples: 0,
+        }
+    }
+
+    /// A send pass at `now` whose oldest due frame was due at `due`. Returns the mean
+    /// lag of the window when this sample closes one (publish it), else `None`.
+    pub fn sample(&mut self, now: Instant, due: Instant) -> Option<Duration> {
+        if self.samples == 0 {
+            // A window spans a second of sending, not the idle time before it.
+            self.start = now;
+        }
+        self.sum += now.saturating_duration_since(due);
+        self.samples += 1;
+        if now.saturating_duration_since(self.start) < LAG_WINDOW {
+            return None;
+        }
+        let mean = self.sum / self.samples;
+        *self = LagWindow::new(now);
+        Some(mean)
+    }
 }
 
 /// What a call asks of its media session.
@@ -137,6 +183,7 @@ impl MediaWorkers {
                 rx_buf: vec![0; RX_BUFFER].into_boxed_slice(),
                 backlog: Vec::new(),
                 stats: stats.clone(),
+                lag: LagWindow::new(now()),
             };
             joins.push(tokio::spawn(state.run(rx, poll, stop.clone())));
             workers.push(Worker { tx, stats });
@@ -186,6 +233,18 @@ impl MediaWorkers {
             .iter()
             .map(|w| w.stats.sessions.load(Ordering::Relaxed))
             .sum()
+    }
+
+    /// How far behind its frame slots the most lagging worker sends (see
+    /// [`WorkerStats::lag_us`]).
+    pub fn send_lag(&self) -> Duration {
+        let us = self
+            .workers
+            .iter()
+            .map(|w| w.stats.lag_us.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0);
+        Duration::from_micros(us)
     }
 
     /// Per-worker counters.
@@ -295,6 +354,7 @@ struct State {
     /// Slots whose socket still had data after a full budget.
     backlog: Vec<usize>,
     stats: Arc<WorkerStats>,
+    lag: LagWindow,
 }
 
 impl State {
@@ -417,6 +477,7 @@ impl State {
                 let Some(key) = self.ids.remove(&id) else {
                     return;
                 };
+                self.ids.give_back();
                 if let Some((fin, mut io)) = self.clock.remove(key) {
                     let _ = self.registry.deregister(&mut io.socket);
                     // The port is free before the call hears that the session is gone.
@@ -425,6 +486,13 @@ impl State {
                     if let Some(reply) = reply {
                         let _ = reply.send(fin);
                     }
+                }
+                self.clock.give_back();
+                if self.clock.is_empty() {
+                    // Nothing left to be late for: a past overload must not refuse
+                    // the next calls.
+                    self.lag = LagWindow::new(t);
+                    self.stats.lag_us.store(0, Ordering::Relaxed);
                 }
             }
         }
@@ -488,6 +556,12 @@ impl State {
 
     /// Sends everything due at `t`, batch by batch.
     fn send_due(&mut self, t: Instant) {
+        if let Some(due) = self.clock.poll_timeout().filter(|due| *due <= t)
+            && let Some(mean) = self.lag.sample(t, due)
+        {
+            let us = u64::try_from(mean.as_micros()).unwrap_or(u64::MAX);
+            self.stats.lag_us.store(us, Ordering::Relaxed);
+        }
         loop {
             let more = self.clock.handle_timeout(t);
             let mut sent = 0u64;
@@ -570,6 +644,33 @@ mod tests {
     /// The shell end to end on loopback: RTP out from the call's own port, a digit in,
     /// prompt notices, symmetric RTP, removal mid-prompt. Real time, but nothing is
     /// asserted about durations.
+    #[test]
+    fn the_lag_is_the_mean_over_a_second_of_sending_not_one_hiccup() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut w = LagWindow::new(t0);
+        // Idle for a minute, then sending: the window starts with the first send.
+        let mut published = None;
+        for i in 0..50u64 {
+            let t = at(60_000 + i * 20);
+            // On time but for one frame sent 30 ms late.
+            let lag = if i == 10 { 30 } else { 0 };
+            published = published.or(w.sample(t + Duration::from_millis(lag), t));
+        }
+        assert_eq!(published, None, "under a second of sending: nothing yet");
+        let mean = w
+            .sample(at(61_000), at(61_000))
+            .expect("a second has passed");
+        assert!(mean < Duration::from_millis(1), "{mean:?}");
+        // A worker that stays 25 ms behind for a second is reported as such.
+        let mut late = None;
+        for i in 0..=50u64 {
+            let due = at(62_000 + i * 20);
+            late = w.sample(due + Duration::from_millis(25), due).or(late);
+        }
+        assert_eq!(late, Some(Duration::from_millis(25)));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_call_through_a_media_worker() {
         let stop = CancellationToken::new();

@@ -31,6 +31,7 @@ use super::acl::Acl;
 use super::edge::{self, Inbound};
 use super::message::{self, header, other, random_token, tag_of, uri_of, user_of};
 use super::trunk::{Trunk, TrunkConfig, TrunkOutcome, TrunkStatus, TrunkTxn};
+use crate::capacity::GiveBack;
 
 mod uac;
 pub use uac::{DialError, DialRequest, Dialed, FailCause};
@@ -536,6 +537,14 @@ impl Endpoint {
             trunk.handle_timeout(now);
         }
         self.flush_trunk(now);
+        // Completed transactions leave here (Timers D, H, I, J, K, after 32 s at most), so
+        // this is where the tables of a load peak get their memory back.
+        self.ist.give_back();
+        self.nist.give_back();
+        self.nict.give_back();
+        self.ict.give_back();
+        self.timers.give_back();
+        self.outputs.give_back();
     }
 
     // ----- requests -------------------------------------------------------------
@@ -1327,7 +1336,14 @@ Max-Forwards: 70\r\n",
 
     /// Sends a final response on the INVITE transaction `key` (non-2xx path).
     fn final_non2xx(&mut self, now: Instant, key: &TxKey, status: u16) {
-        self.ist_final(now, key, status, vec![]);
+        // Our 503s are temporary (overload, no RTP port): say when to try again, so a
+        // proxy retries elsewhere or later instead of marking us dead (RFC 3261 §21.5.4).
+        let extra = if status == 503 {
+            vec![other("Retry-After", "5")]
+        } else {
+            vec![]
+        };
+        self.ist_final(now, key, status, extra);
     }
 
     fn ist_final(&mut self, now: Instant, key: &TxKey, status: u16, extra: Vec<Header>) {
@@ -1374,6 +1390,8 @@ Max-Forwards: 70\r\n",
             if self.dialogs.get(&key) == Some(&leg_id) {
                 self.dialogs.remove(&key);
             }
+            self.legs.give_back();
+            self.dialogs.give_back();
         }
         if let Some(reason) = reason {
             self.outputs.push_back(Output::Event(LegEvent::Terminated {

@@ -23,6 +23,8 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::capacity::GiveBack;
+
 use super::endpoint::{
     AccessConfig, Command, DialError, DialRequest, Dialed, Endpoint, EndpointConfig, Flow,
     IncomingCall, LegEvent, LegId, OUTBOUND_CONN, Output,
@@ -384,6 +386,7 @@ impl Driver {
             }
             TcpEvent::Closed { conn } => {
                 self.tcp_writers.remove(&conn);
+                self.tcp_writers.give_back();
                 self.outbound_lost(conn);
             }
         }
@@ -515,6 +518,7 @@ impl Driver {
                 }
                 if last {
                     self.routes.remove(&leg);
+                    self.routes.give_back();
                 }
             }
         }

@@ -342,3 +342,35 @@ fn a_claim_that_finds_nothing_due_backs_off() {
     s.claim_failed(1, c.ts());
     assert_eq!(s.poll_hold_changes(), vec![(1, Some(Hold::StoreError))]);
 }
+
+#[test]
+fn a_box_out_of_cpu_for_media_holds_every_campaign_until_it_catches_up() {
+    let mut s = Scheduler::new(SchedulerConfig::default());
+    let c = Clock::new();
+    s.sync(
+        c.ts(),
+        &[
+            info(1, CampaignState::Running, 5, 5.0),
+            info(2, CampaignState::Running, 5, 5.0),
+        ],
+    );
+    s.set_trunk(Some(Hold::MediaOverloaded));
+    assert_eq!(s.next(c.now, c.ts()), Next::Wait { until: None });
+    let mut changes = s.poll_hold_changes();
+    changes.sort_by_key(|(id, _)| *id);
+    assert_eq!(
+        changes,
+        vec![
+            (1, Some(Hold::MediaOverloaded)),
+            (2, Some(Hold::MediaOverloaded))
+        ]
+    );
+    assert_eq!(Hold::MediaOverloaded.code(), "media_overloaded");
+    assert!(
+        Hold::MediaOverloaded
+            .to_string()
+            .starts_with("media_overloaded: ")
+    );
+    s.set_trunk(None);
+    assert!(matches!(s.next(c.now, c.ts()), Next::Claim { .. }));
+}
