@@ -174,7 +174,8 @@ pub struct RtpSettings {
     #[serde(with = "humantime_serde")]
     pub inactivity_timeout: Duration,
     /// New calls (inbound: 503, campaigns: held) are refused while the media workers
-    /// send this far behind their frame slots, averaged over a second: at that point the
+    /// send this far behind their frame slots (95th percentile of packets, over 0.5 s with at
+    /// least 100 calls up): at that point the
     /// box has no CPU for more calls, and taking them would degrade every call's audio.
     /// `0s` turns the check off.
     #[serde(with = "humantime_serde")]
