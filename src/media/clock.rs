@@ -217,8 +217,8 @@ impl<T> MediaClock<T> {
 
     /// Gives the memory of a load peak back. Once no session is left, the slot table, free
     /// list and deadline heap start over (every heap entry is stale then); while sessions
-    /// are live only the heap and notice queue shrink, because slots are addressed by
-    /// index (and by the worker's epoll tokens).
+    /// are live only the heap shrinks, because slots are addressed by index (and by the
+    /// worker's epoll tokens). The notice queue is transient (drained every pass).
     pub fn give_back(&mut self) {
         if self.live == 0 && self.slots.capacity() > crate::capacity::KEEP {
             let highest = self.slots.iter().map(|s| s.generation).max().unwrap_or(0);
@@ -228,7 +228,6 @@ impl<T> MediaClock<T> {
             self.timers = BinaryHeap::new();
         }
         self.timers.give_back();
-        self.notices.give_back();
     }
 
     /// The live key of slot `index`, if a session occupies it.

@@ -544,7 +544,8 @@ impl Endpoint {
         self.nict.give_back();
         self.ict.give_back();
         self.timers.give_back();
-        self.outputs.give_back();
+        // Not `outputs`: a transient queue, drained after every input; shrinking it
+        // would only reallocate it at the next burst.
     }
 
     // ----- requests -------------------------------------------------------------
