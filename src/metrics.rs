@@ -473,7 +473,7 @@ impl Metrics {
                     })
                     .set(n(p.done_by_reason.get(&reason).copied().unwrap_or(0)));
             }
-            for d in crate::api::campaigns::DISPOSITIONS {
+            for &d in Disposition::ALL {
                 let labels = CampaignDispositionLabels {
                     campaign: c.name.clone(),
                     disposition: d.as_str().to_owned(),

@@ -31,18 +31,6 @@ use crate::store::{
     CampaignProgress, CampaignRow, ContactEnd, FlowOutcome, SatisfactionReport, StoreError,
 };
 
-/// Every disposition, in the order the page lists them (zero-filled maps use it).
-pub const DISPOSITIONS: [Disposition; 8] = [
-    Disposition::Answered,
-    Disposition::Busy,
-    Disposition::NoAnswer,
-    Disposition::Rejected,
-    Disposition::InvalidNumber,
-    Disposition::Congested,
-    Disposition::Failed,
-    Disposition::Canceled,
-];
-
 /// Every campaign state.
 pub const STATES: [CampaignState; 5] = [
     CampaignState::Draft,
@@ -144,13 +132,13 @@ impl From<&CampaignProgress> for ProgressView {
                 &p.done_by_reason,
             ),
             done_by_disposition: zero_filled(
-                DISPOSITIONS,
+                Disposition::ALL.iter().copied(),
                 Disposition::as_str,
                 &p.done_by_disposition,
             ),
             attempts: p.attempts,
             attempts_by_disposition: zero_filled(
-                DISPOSITIONS,
+                Disposition::ALL.iter().copied(),
                 Disposition::as_str,
                 &p.attempts_by_disposition,
             ),
@@ -233,7 +221,7 @@ pub struct QueueCounts {
 impl QueueCounts {
     fn empty() -> QueueCounts {
         QueueCounts {
-            done_by_disposition: DISPOSITIONS.iter().map(|d| (d.as_str(), 0)).collect(),
+            done_by_disposition: Disposition::ALL.iter().map(|d| (d.as_str(), 0)).collect(),
             ..QueueCounts::default()
         }
     }

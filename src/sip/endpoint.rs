@@ -1197,27 +1197,9 @@ Max-Forwards: 70\r\n",
             cid = leg.call_id,
             cseq = leg.local_cseq,
         ));
-        let bytes = text.into_bytes();
         let key = format!("{branch}|{name}");
-        let t1 = self.cfg.timers.t1;
-        let timer_f = now + t1 * 64;
-        let timer_e = (!flow.reliable()).then_some((now + t1, t1));
-        self.nict.insert(
-            key.clone(),
-            NonInviteClientTxn {
-                owner: NictOwner::Leg(leg_id, method),
-                flow,
-                bytes: bytes.clone(),
-                timer_e,
-                timer_f,
-                done_at: None,
-            },
-        );
-        if let Some((at, _)) = timer_e {
-            self.timers.push(Reverse((at, TimerRef::Nict(key.clone()))));
-        }
-        self.timers.push(Reverse((timer_f, TimerRef::Nict(key))));
-        self.transmit(flow, bytes);
+        let owner = NictOwner::Leg(leg_id, method);
+        self.start_nict(now, owner, flow, key, text.into_bytes());
     }
 
     // ----- timers ---------------------------------------------------------------

@@ -1547,7 +1547,7 @@ impl Store {
                 .map_err(|e| super::error::corrupt(C, "state", e))?;
             let disposition = last_disposition
                 .map(|d| {
-                    types::parse_disposition(&d)
+                    d.parse::<Disposition>()
                         .map_err(|e| super::error::corrupt(C, "last_disposition", e))
                 })
                 .transpose()?;
@@ -1576,7 +1576,8 @@ impl Store {
             let n = count_u32(n);
             p.attempts += n;
             if let Some(d) = disposition {
-                let d = types::parse_disposition(&d)
+                let d = d
+                    .parse::<Disposition>()
                     .map_err(|e| super::error::corrupt(A, "disposition", e))?;
                 if d == Disposition::Answered {
                     answered += n;
@@ -1619,7 +1620,7 @@ fn recovery_plan(
             let ring_timeout = rec.disposition == super::types::Disposition::NoAnswer;
             Disposition::from_sip(code, ring_timeout)
         } else {
-            types::parse_disposition(rec.disposition.as_str()).unwrap_or(Disposition::Failed)
+            rec.disposition
         };
         return Some((
             AttemptEnd {

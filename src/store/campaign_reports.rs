@@ -78,21 +78,6 @@ const SURVEY_ANSWERS: &str = "SELECT a.contact_id, s.question, s.value, s.at \
      FROM survey_answers s JOIN campaign_attempts a ON a.id = s.attempt_id \
      WHERE (a.campaign_id = $1 OR $2) ORDER BY s.at, s.id";
 
-fn parse_disposition(s: &str) -> Option<Disposition> {
-    [
-        Disposition::Answered,
-        Disposition::Busy,
-        Disposition::NoAnswer,
-        Disposition::Rejected,
-        Disposition::InvalidNumber,
-        Disposition::Congested,
-        Disposition::Failed,
-        Disposition::Canceled,
-    ]
-    .into_iter()
-    .find(|d| d.as_str() == s)
-}
-
 impl Store {
     /// The survey results sheet: every contact of the survey campaigns (one campaign,
     /// or all with `None`), in campaign and list order, with its latest answers.
@@ -173,7 +158,10 @@ impl Store {
                     .map(|r| r.parse().map_err(|e| corrupt(C, "done_reason", e)))
                     .transpose()?,
                 last_disposition: last_disposition
-                    .map(|d| parse_disposition(&d).ok_or_else(|| corrupt(C, "last_disposition", d)))
+                    .map(|d| {
+                        d.parse::<Disposition>()
+                            .map_err(|e| corrupt(C, "last_disposition", e))
+                    })
                     .transpose()?,
                 calls: u32::try_from(finished).unwrap_or(u32::MAX),
                 completed: completed > 0,

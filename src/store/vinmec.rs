@@ -461,6 +461,28 @@ impl ItemRaw {
     }
 }
 
+/// The item as `decision` left it, written at `now_db`: the registration's `updated_at`
+/// moves only when its status changed; the queue entry's always does.
+fn decided(item: QueueItem, decision: Decision, now_db: &str) -> Result<QueueItem, StoreError> {
+    let written = now_from_db(now_db)?;
+    let registration_changed = decision.to != item.registration.status;
+    Ok(QueueItem {
+        registration: Registration {
+            status: decision.to,
+            updated_at: if registration_changed {
+                written
+            } else {
+                item.registration.updated_at
+            },
+            ..item.registration
+        },
+        entry: VinmecEntry {
+            updated_at: written,
+            ..decision.entry
+        },
+    })
+}
+
 /// The item as the outside sees it at `now` (effective status; a lapsed lease's holder
 /// and end stay visible — they say who had it last).
 fn present(mut item: QueueItem, now: Timestamp) -> QueueItem {
@@ -782,21 +804,7 @@ impl Store {
                 if !write_decision!(tx, &item, version, &decision, action, actor, &now_db)? {
                     return Ok(Step::Rollback(Applied::Retry));
                 }
-                let value = present(
-                    QueueItem {
-                        registration: Registration {
-                            status: decision.to,
-                            updated_at: if decision.to != item.registration.status {
-                                now_from_db(&now_db)?
-                            } else {
-                                item.registration.updated_at
-                            },
-                            ..item.registration
-                        },
-                        entry: VinmecEntry { updated_at: now_from_db(&now_db)?, ..decision.entry },
-                    },
-                    now,
-                );
+                let value = present(decided(item, decision, &now_db)?, now);
                 if let Some(idem) = idem {
                     fill_key!(tx, idem, &value)?;
                 }
@@ -870,21 +878,7 @@ impl Store {
                     if !write_decision!(tx, &item, version, &decision, &action, actor, &now_db)? {
                         continue;
                     }
-                    claimed.push(present(
-                        QueueItem {
-                            registration: Registration {
-                                status: decision.to,
-                                updated_at: if decision.to != item.registration.status {
-                                    now_from_db(&now_db)?
-                                } else {
-                                    item.registration.updated_at
-                                },
-                                ..item.registration
-                            },
-                            entry: VinmecEntry { updated_at: now_from_db(&now_db)?, ..decision.entry },
-                        },
-                        now,
-                    ));
+                    claimed.push(present(decided(item, decision, &now_db)?, now));
                 }
                 if let Some(idem) = idem {
                     fill_key!(tx, idem, &claimed)?;

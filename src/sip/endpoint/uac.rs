@@ -527,8 +527,9 @@ Content-Length: 0\r\n\r\n",
         self.start_nict(now, NictOwner::Cancel, flow, key, text.into_bytes());
     }
 
-    /// Starts a non-INVITE client transaction (Timer E on UDP, Timer F).
-    fn start_nict(
+    /// Starts a non-INVITE client transaction (Timer E on UDP, Timer F): in-dialog
+    /// requests (BYE, REFER, …), CANCEL, and the trunk's REGISTER/OPTIONS.
+    pub(super) fn start_nict(
         &mut self,
         now: Instant,
         owner: NictOwner,

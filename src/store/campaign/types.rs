@@ -293,22 +293,6 @@ pub(crate) fn parse_kind(s: &str) -> Result<CampaignKind, ParseEnumError> {
     }
 }
 
-pub(crate) fn parse_disposition(s: &str) -> Result<Disposition, ParseEnumError> {
-    const ALL: [Disposition; 8] = [
-        Disposition::Answered,
-        Disposition::Busy,
-        Disposition::NoAnswer,
-        Disposition::Rejected,
-        Disposition::InvalidNumber,
-        Disposition::Congested,
-        Disposition::Failed,
-        Disposition::Canceled,
-    ];
-    ALL.into_iter()
-        .find(|d| d.as_str() == s)
-        .ok_or_else(|| ParseEnumError::new("disposition", s))
-}
-
 /// The policy as stored (TOML: the format operators write campaign files in).
 pub(crate) fn policy_to_db(p: &CampaignPolicy) -> Result<String, StoreError> {
     toml::to_string(p).map_err(|e| StoreError::InvalidRequest(format!("policy: {e}")))
@@ -751,7 +735,10 @@ impl TryFrom<ContactRaw> for ContactRow {
             not_before: time::opt_from_db(T, "not_before", r.not_before.as_deref())?,
             last_disposition: r
                 .last_disposition
-                .map(|s| parse_disposition(&s).map_err(|e| corrupt(T, "last_disposition", e)))
+                .map(|s| {
+                    s.parse::<Disposition>()
+                        .map_err(|e| corrupt(T, "last_disposition", e))
+                })
                 .transpose()?,
             last_sip_code: opt_code(T, "last_sip_code", r.last_sip_code)?,
             last_outcome: opt_parse(T, "last_outcome", r.last_outcome)?,
@@ -805,7 +792,10 @@ impl TryFrom<AttemptRaw> for AttemptRow {
             sip_code: opt_code(T, "sip_code", r.sip_code)?,
             disposition: r
                 .disposition
-                .map(|s| parse_disposition(&s).map_err(|e| corrupt(T, "disposition", e)))
+                .map(|s| {
+                    s.parse::<Disposition>()
+                        .map_err(|e| corrupt(T, "disposition", e))
+                })
                 .transpose()?,
             outcome: opt_parse(T, "outcome", r.outcome)?,
             call_later: r
@@ -902,9 +892,9 @@ mod tests {
             assert_eq!(state_str(s), s.to_string());
         }
         for d in [Disposition::Answered, Disposition::InvalidNumber] {
-            assert_eq!(parse_disposition(d.as_str()), Ok(d));
+            assert_eq!(d.as_str().parse::<Disposition>(), Ok(d));
         }
-        assert!(parse_disposition("maybe").is_err());
+        assert!("maybe".parse::<Disposition>().is_err());
         // Every dialer DoneReason has a stored name.
         for r in [DoneReason::Completed, DoneReason::NoCallingWindow] {
             let e = ContactEnd::from(r);
