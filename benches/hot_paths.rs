@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tongdai::ivr::{CompileContext, Engine, Input, compile_str};
-use tongdai::media::rtp::RtpSender;
-use tongdai::media::sdp::{accept_answer, negotiate, render_answer, render_offer};
-use tongdai::media::{LocalMedia, MediaClock, MediaSession, Prompt, Rfc4733Decoder, SessionParams};
-use tongdai::sip::edge::{Inbound, classify};
-use tongdai::sip::{Endpoint, EndpointConfig, Flow, Timers};
+use tongdai_ivr::{CompileContext, Engine, Input, compile_str};
+use tongdai_media::rtp::RtpSender;
+use tongdai_media::sdp::{accept_answer, negotiate, render_answer, render_offer};
+use tongdai_media::{LocalMedia, MediaClock, MediaSession, Prompt, Rfc4733Decoder, SessionParams};
+use tongdai_sip::edge::{Inbound, classify};
+use tongdai_sip::{Endpoint, EndpointConfig, Flow, Timers};
 
 const SDP: &str = "v=0\r\no=tongdai-test 53655765 2353687637 IN IP4 127.0.0.1\r\ns=tongdai-test\r\n\
 c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\

@@ -15,13 +15,14 @@ use crate::call::ports::RtpPorts;
 use crate::call::router::SharedDialplans;
 use crate::call::{CallContext, CallLog, router};
 use crate::config::Settings;
-use crate::dialer::SchedulerConfig;
 use crate::dialer::runtime::{Dialer, DialerConfig, DialerHandle, system_clock};
-use crate::ivr::{self, CompileContext, DialplanError, Dialplans};
-use crate::media::{MediaWorkers, PromptCache, PromptError};
+use crate::media::MediaWorkers;
 use crate::sip::transport::{self, Census, SipHandle};
-use crate::sip::{AccessConfig, EndpointConfig, Timers};
 use crate::store::{Store, StoreError};
+use tongdai_domain::dialer::SchedulerConfig;
+use tongdai_ivr::{CompileContext, DialplanError, Dialplans};
+use tongdai_media::{PromptCache, PromptError};
+use tongdai_sip::{AccessConfig, EndpointConfig, Timers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -53,7 +54,7 @@ pub fn load_dialplans(settings: &Settings, prompts: &PromptCache) -> Result<Dial
         prompts: prompts.ids().map(str::to_string).collect(),
         actions: actions::catalogue(),
     };
-    ivr::load_dir(&settings.dialplans.dir, &ctx).map_err(AppError::Dialplans)
+    tongdai_ivr::load_dir(&settings.dialplans.dir, &ctx).map_err(AppError::Dialplans)
 }
 
 /// Loads and validates everything that can be wrong before a socket is opened.

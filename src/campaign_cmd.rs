@@ -15,11 +15,11 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use tongdai::app;
 use tongdai::config::Settings;
-use tongdai::dialer::{CampaignKind, CampaignPolicy, PolicyFileError};
 use tongdai::store::{
     CampaignLine, CampaignProgress, CampaignRow, DncSource, SatisfactionReport, ScaleSummary,
     Store, StoreError,
 };
+use tongdai_domain::dialer::{CampaignKind, CampaignPolicy, PolicyFileError};
 
 /// A failure with its exit code (see the module doc).
 #[derive(Debug, thiserror::Error)]

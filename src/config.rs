@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::sip::acl::Acl;
-use crate::sip::auth::Credentials;
-use crate::sip::trunk::{TrunkConfig, TrunkTransport};
+use tongdai_sip::acl::Acl;
+use tongdai_sip::auth::Credentials;
+use tongdai_sip::trunk::{TrunkConfig, TrunkTransport};
 
 /// The defaults shipped with the binary, so `tongdai serve` runs with no file at all.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -36,7 +36,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub prompts: PromptSettings,
     pub dialplans: DialplanSettings,
-    pub program: crate::program::ProgramConfig,
+    pub program: tongdai_domain::program::ProgramConfig,
     pub log: LogSettings,
     pub shutdown: ShutdownSettings,
     pub api: ApiSettings,
@@ -533,7 +533,7 @@ mod tests {
         assert_eq!(s.rtp.inactivity_timeout, Duration::from_secs(30));
         assert_eq!(s.log.format, LogFormat::Pretty);
         assert!(s.database.url.starts_with("sqlite:"));
-        assert_eq!(s.program, crate::program::ProgramConfig::default());
+        assert_eq!(s.program, tongdai_domain::program::ProgramConfig::default());
     }
 
     #[test]

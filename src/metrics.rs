@@ -27,12 +27,12 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::call::{CallObserver, CallRecord};
-use crate::program::{Channel, Status};
-use crate::sip::TrunkState;
 use crate::store::{
     CampaignLine, ContactEnd, Disposition, FlowOutcome, QueueStats, QueueStatus, RegistrationStats,
     SatisfactionReport,
 };
+use tongdai_domain::program::{Channel, Status};
+use tongdai_sip::TrunkState;
 
 /// The content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -440,8 +440,8 @@ impl Metrics {
             let c = &line.campaign;
             let p = &line.progress;
             let kind = match c.kind {
-                crate::dialer::CampaignKind::Invitation => "invitation",
-                crate::dialer::CampaignKind::Survey => "survey",
+                tongdai_domain::dialer::CampaignKind::Invitation => "invitation",
+                tongdai_domain::dialer::CampaignKind::Survey => "survey",
             };
             let labels = |state: &str| CampaignStateLabels {
                 campaign: c.name.clone(),

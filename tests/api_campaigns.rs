@@ -17,11 +17,11 @@ use common_api::{Api, Db, Reply};
 use hyper::http::StatusCode;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
-use tongdai::dialer::CampaignState;
-use tongdai::program::ProgramConfig;
 use tongdai::store::{
     AttemptEnd, ClaimHold, ClaimRequest, ClaimedAttempt, FlowOutcome, Store, SurveyQuestion,
 };
+use tongdai_domain::dialer::CampaignState;
+use tongdai_domain::program::ProgramConfig;
 
 api_on_both_backends!(
     campaign_commands_allowed_and_refused,

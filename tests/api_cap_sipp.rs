@@ -9,7 +9,7 @@ mod common_store;
 use common::{Transport, prompt_frames, prompt_ids, sipp_to};
 use common_api::{Api, Db};
 use hyper::http::StatusCode;
-use tongdai::program::{Plan, Subscriber};
+use tongdai_domain::program::{Plan, Subscriber};
 
 const CALLER: &str = "0903123678";
 

@@ -17,12 +17,12 @@ use std::time::Duration;
 use common::{free_port, free_port_pair, repo};
 use jiff::Timestamp;
 use jiff::civil::date;
-use tongdai::dialer::{CampaignKind, CampaignPolicy};
-use tongdai::program::{Channel, Group, ProgramConfig, Status};
 use tongdai::store::{
     AttemptEnd, ClaimRequest, ClaimedAttempt, NewRegistration, RegisterOutcome, Store,
     SurveyQuestion,
 };
+use tongdai_domain::dialer::{CampaignKind, CampaignPolicy};
+use tongdai_domain::program::{Channel, Group, ProgramConfig, Status};
 
 const CALLS: usize = 3;
 

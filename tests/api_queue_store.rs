@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use jiff::civil::date;
-use tongdai::program::{Channel, Group, ProgramConfig, Status};
 use tongdai::store::{NewRegistration, QueueAction, RegisterOutcome, Store, StoreError};
+use tongdai_domain::program::{Channel, Group, ProgramConfig, Status};
 
 use common_store::TestDb;
 

@@ -16,8 +16,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use campaign_support::{Uas, dialled_number, invites, number, parse_trace, short_prompts};
-use tongdai::dialer::CampaignState;
 use tongdai::store::{AttemptStatus, ContactEnd, ContactState, FlowOutcome, Resolution, Store};
+use tongdai_domain::dialer::CampaignState;
 
 const CONTACTS: u32 = 40;
 

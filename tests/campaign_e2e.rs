@@ -26,12 +26,12 @@ use campaign_support::{
 };
 use common::Service;
 use jiff::Timestamp;
-use tongdai::dialer::{CampaignKind, CampaignPolicy, Disposition};
-use tongdai::program::{Channel, Status};
 use tongdai::store::{
     AttemptRow, AttemptStatus, CallDirection, ContactEnd, ContactState, DncSource, FlowOutcome,
     QueueStatus, Store, SurveyQuestion,
 };
+use tongdai_domain::dialer::{CampaignKind, CampaignPolicy, Disposition};
+use tongdai_domain::program::{Channel, Status};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Db {
@@ -97,7 +97,7 @@ async fn invitation_flows_and_dispositions(db: Db) {
     let e164 = |s: &str| numbers[s].1.clone();
     let all: Vec<String> = suffixes.iter().map(|s| e164(s)).collect();
     seed_target_list(&store, &all).await;
-    let program = tongdai::program::ProgramConfig {
+    let program = tongdai_domain::program::ProgramConfig {
         today: Some(jiff::civil::date(2021, 12, 1)),
         ..Default::default()
     };
@@ -397,7 +397,7 @@ async fn survey_run(db: Db) {
     let uas = Uas::start(&format!("survey_{db:?}"), Some(3), 1000, 1500).await;
     let (svc, pg) = service(db, &uas).await;
     let store = svc.app.store.clone();
-    let program = tongdai::program::ProgramConfig {
+    let program = tongdai_domain::program::ProgramConfig {
         today: Some(jiff::civil::date(2021, 12, 1)),
         ..Default::default()
     };

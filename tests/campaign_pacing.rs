@@ -15,8 +15,8 @@ use campaign_support::{
 };
 use common::Service;
 use jiff::Timestamp;
-use tongdai::dialer::{CampaignKind, CampaignPolicy};
 use tongdai::store::AttemptStatus;
+use tongdai_domain::dialer::{CampaignKind, CampaignPolicy};
 
 const CONTACTS: usize = 300;
 
@@ -67,7 +67,7 @@ async fn three_hundred_contacts_never_exceed_twenty_lines_or_five_per_second() {
         CampaignKind::Invitation,
     )
     .expect("policy");
-    let program = tongdai::program::ProgramConfig {
+    let program = tongdai_domain::program::ProgramConfig {
         today: Some(jiff::civil::date(2021, 12, 1)),
         ..Default::default()
     };

@@ -17,9 +17,9 @@ use campaign_support::{
 };
 use common::Service;
 use jiff::Timestamp;
-use tongdai::dialer::{CampaignKind, CampaignPolicy, CampaignState, Disposition};
-use tongdai::program::ProgramConfig;
 use tongdai::store::{AttemptStatus, ContactState, Store};
+use tongdai_domain::dialer::{CampaignKind, CampaignPolicy, CampaignState, Disposition};
+use tongdai_domain::program::ProgramConfig;
 
 fn program() -> ProgramConfig {
     ProgramConfig {

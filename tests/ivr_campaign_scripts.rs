@@ -12,15 +12,15 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use tongdai::call::actions::{self, ActionCall, ProgramActions};
-use tongdai::dialer::{CampaignKind, CampaignPolicy, RetryDecision};
-use tongdai::ivr::{self, CompileContext, Dialplans, Engine, Input, Output};
-use tongdai::media::PromptCache;
-use tongdai::program::{Channel, Group, Plan, ProgramConfig, Status, Subscriber};
 use tongdai::store::{
     AttemptEnd, CallLaterRequest, ClaimRequest, ClaimedAttempt, ContactEnd, ContactState,
     DncSource, FinishedAttempt, FlowOutcome, NewRegistration, RegisterOutcome, Store,
     SurveyQuestion,
 };
+use tongdai_domain::dialer::{CampaignKind, CampaignPolicy, RetryDecision};
+use tongdai_domain::program::{Channel, Group, Plan, ProgramConfig, Status, Subscriber};
+use tongdai_ivr::{CompileContext, Dialplans, Engine, Input, Output};
+use tongdai_media::PromptCache;
 
 #[derive(Clone, Copy)]
 enum Step {
@@ -69,7 +69,7 @@ async fn world(cap: u32) -> World {
         prompts: prompts.ids().map(str::to_string).collect(),
         actions: actions::catalogue(),
     };
-    let plans = ivr::load_dir(&root.join("dialplans"), &ctx).expect("dialplans compile");
+    let plans = tongdai_ivr::load_dir(&root.join("dialplans"), &ctx).expect("dialplans compile");
     let dir = tempfile::tempdir().expect("tmp");
     let store = Store::connect(&format!("sqlite://{}/t.db", dir.path().display()))
         .await

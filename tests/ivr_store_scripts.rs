@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tongdai::call::actions::{self, ActionCall, ProgramActions};
-use tongdai::ivr::{self, CompileContext, Engine, Input, Output};
-use tongdai::media::PromptCache;
-use tongdai::program::{Channel, Plan, ProgramConfig, Subscriber};
 use tongdai::store::Store;
+use tongdai_domain::program::{Channel, Plan, ProgramConfig, Subscriber};
+use tongdai_ivr::{CompileContext, Engine, Input, Output};
+use tongdai_media::PromptCache;
 
 #[derive(Clone, Copy)]
 enum Step {
@@ -33,7 +33,7 @@ async fn setup(eligible: bool) -> (Engine, ProgramActions, tempfile::TempDir) {
         prompts: prompts.ids().map(str::to_string).collect(),
         actions: actions::catalogue(),
     };
-    let plans = ivr::load_dir(&root.join("dialplans"), &ctx).expect("dialplans compile");
+    let plans = tongdai_ivr::load_dir(&root.join("dialplans"), &ctx).expect("dialplans compile");
     let plan = plans.for_number("9090").expect("9090 plan");
     let dir = tempfile::tempdir().expect("tmp");
     let store = Store::connect(&format!("sqlite://{}/t.db", dir.path().display()))
@@ -275,7 +275,7 @@ async fn keys_during_the_greeting_are_ignored_and_a_second_call_hears_its_status
         prompts: prompts.ids().map(str::to_string).collect(),
         actions: actions::catalogue(),
     };
-    let plans = ivr::load_dir(&root.join("dialplans"), &ctx).expect("dialplans");
+    let plans = tongdai_ivr::load_dir(&root.join("dialplans"), &ctx).expect("dialplans");
     let mut again = Engine::new(plans.for_number("9090").expect("plan"), BTreeMap::new());
     let log = run(&mut again, &actions, &[Done, Done, Done]).await;
     assert_eq!(

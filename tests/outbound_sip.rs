@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use tongdai::sip::auth::Credentials;
 use tongdai::sip::transport::{self, SipHandle};
-use tongdai::sip::{
+use tongdai_sip::auth::Credentials;
+use tongdai_sip::{
     AccessConfig, Acl, Command, DialRequest, EndReason, EndpointConfig, FailCause, LegEvent,
     Timers, TrunkConfig, TrunkState, TrunkTransport,
 };

@@ -7,9 +7,9 @@ mod common;
 mod common_store;
 
 use common::{Service, Transport, prompt_frames, prompt_ids, sipp_to};
-use tongdai::ivr::say;
-use tongdai::program::{Channel, Group, Plan, Status, Subscriber};
 use tongdai::store::{Disposition, NewRegistration, QueueStatus, RegisterOutcome, Store};
+use tongdai_domain::program::{Channel, Group, Plan, Status, Subscriber};
+use tongdai_ivr::say;
 
 const CALLER: &str = "0903123678";
 const CALLER_E164: &str = "+84903123678";
@@ -229,7 +229,7 @@ async fn listed_and_registered(db: Db) {
 
     // Already registered (appointment booked): the status is told.
     add_subscriber(&svc.app.store, CALLER_E164, Plan::Postpaid, 300_000).await;
-    let program = tongdai::program::ProgramConfig {
+    let program = tongdai_domain::program::ProgramConfig {
         today: Some("2021-12-01".parse().expect("date")),
         ..Default::default()
     };
@@ -284,7 +284,7 @@ async fn cap_full(db: Db) {
     let (svc, pg) = service(db, "cap = 1\n").await;
     add_subscriber(&svc.app.store, CALLER_E164, Plan::Postpaid, 500_000).await;
     add_subscriber(&svc.app.store, "+84987654321", Plan::Postpaid, 500_000).await;
-    let mut program = tongdai::program::ProgramConfig {
+    let mut program = tongdai_domain::program::ProgramConfig {
         cap: 1,
         ..Default::default()
     };

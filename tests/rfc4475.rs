@@ -23,9 +23,7 @@ enum Expect {
 }
 
 fn corpus_dir() -> PathBuf {
-    std::env::var_os("TONGDAI_RFC4475_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| common::repo().join("../shared/testdata/rfc4475"))
+    common::repo().join("tests/data/rfc4475")
 }
 
 fn expectations() -> Vec<(String, Expect, Expect)> {

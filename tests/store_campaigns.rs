@@ -11,13 +11,15 @@ use std::time::Duration;
 use jiff::Timestamp;
 use jiff::civil::date;
 use jiff::tz::TimeZone;
-use tongdai::dialer::{CampaignKind, CampaignPolicy, CampaignState, Disposition, RetryDecision};
-use tongdai::program::{Channel, Group, ProgramConfig, Status};
 use tongdai::store::{
     AttemptEnd, AttemptStatus, CallDirection, CallLaterRequest, CallRecordRow, ClaimHold,
     ClaimRequest, ClaimedAttempt, Claims, ContactEnd, ContactState, DncSource, FlowOutcome,
     NewRegistration, RegisterOutcome, Resolution, Store, StoreError, SurveyQuestion,
 };
+use tongdai_domain::dialer::{
+    CampaignKind, CampaignPolicy, CampaignState, Disposition, RetryDecision,
+};
+use tongdai_domain::program::{Channel, Group, ProgramConfig, Status};
 
 use common_store::TestDb;
 
@@ -947,7 +949,7 @@ async fn call_later_reschedules_inside_the_calling_window(db: &TestDb) {
             "{req:?}"
         );
         assert_eq!(f.contact.last_outcome, Some(FlowOutcome::CallLater));
-        assert!(tongdai::dialer::is_allowed(want, &invitation()));
+        assert!(tongdai_domain::dialer::is_allowed(want, &invitation()));
     }
     // Outside the window nothing is claimed; the hold says when it opens.
     let night = claim(s, id, 5, vn(29, 21, 0)).await;

@@ -8,12 +8,12 @@ use std::time::Instant;
 
 use jiff::Timestamp;
 use jiff::civil::{Date, date};
-use tongdai::program::{
-    Channel, Eligibility, Group, Plan, ProgramConfig, Status, Subscriber, Window,
-};
 use tongdai::store::{
     CallDirection, CallRecordRow, Disposition, ImportError, NewRegistration, QueueStatus,
     RegisterOutcome, Registration, Store, StoreError,
+};
+use tongdai_domain::program::{
+    Channel, Eligibility, Group, Plan, ProgramConfig, Status, Subscriber, Window,
 };
 
 use common_store::TestDb;

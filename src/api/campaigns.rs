@@ -26,10 +26,10 @@ use serde::{Deserialize, Serialize};
 use super::ApiState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiPath, ApiQuery, JsonBody, policy_error, serde_field};
-use crate::dialer::{CampaignKind, CampaignPolicy, CampaignState, Disposition};
 use crate::store::{
     CampaignProgress, CampaignRow, ContactEnd, FlowOutcome, SatisfactionReport, StoreError,
 };
+use tongdai_domain::dialer::{CampaignKind, CampaignPolicy, CampaignState, Disposition};
 
 /// Every campaign state.
 pub const STATES: [CampaignState; 5] = [

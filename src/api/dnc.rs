@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use super::ApiState;
 use super::auth::{Caller, Role};
 use super::error::{ApiError, ApiQuery, JsonBody};
-use crate::program::{mask_msisdn, normalize_msisdn};
 use crate::store::{DncEntry, DncSource};
+use tongdai_domain::program::{mask_msisdn, normalize_msisdn};
 
 /// Longest note kept with a number.
 pub const MAX_NOTE_CHARS: usize = 500;

@@ -182,8 +182,8 @@ impl From<StoreError> for ApiError {
 }
 
 /// What an operator probably meant when a campaign command does not fit its state.
-fn campaign_hint(command: &str, state: crate::dialer::CampaignState) -> &'static str {
-    use crate::dialer::CampaignState as S;
+fn campaign_hint(command: &str, state: tongdai_domain::dialer::CampaignState) -> &'static str {
+    use tongdai_domain::dialer::CampaignState as S;
     match (command, state) {
         ("start", S::Paused) => " (use resume)",
         ("resume", S::Draft) => " (use start)",
@@ -196,7 +196,7 @@ fn campaign_hint(command: &str, state: crate::dialer::CampaignState) -> &'static
 
 /// 422 naming the first bad key of a campaign policy (`policy.max_cps`); every
 /// problem is listed in `problems`.
-pub fn policy_error(e: &crate::dialer::PolicyError) -> ApiError {
+pub fn policy_error(e: &tongdai_domain::dialer::PolicyError) -> ApiError {
     let field = e
         .problems
         .first()

@@ -1,6 +1,6 @@
 //! The CSV exports, as a spreadsheet opens them:
 //! - `GET /api/v1/vinmec/registrations.csv`: the registration list for Vinmec HP;
-//! - `GET /api/v1/surveys/results.csv`: the satisfaction survey's results (PROGRAM.md
+//! - `GET /api/v1/surveys/results.csv`: the satisfaction survey's results (docs/program.md
 //!   step 4) for MobiFone's customer care — supervisors (numbers masked) and admins
 //!   (numbers in full, to call a dissatisfied customer back). Vinmec does not get it:
 //!   the survey is MobiFone's measurement of the program; the aggregate rate is on the
@@ -26,12 +26,12 @@ use serde::Deserialize;
 use super::auth::{Caller, Role};
 use super::error::{ApiError, ApiQuery};
 use super::{ApiState, national, zone};
-use crate::dialer::{CampaignKind, Disposition};
-use crate::program::{Channel, ProgramConfig, Status, mask_msisdn};
 use crate::store::{
     AppointmentMethod, ContactEnd, ContactState, QueueFilter, QueueItem, QueueStatus,
     SurveyQuestion, SurveyResultRow,
 };
+use tongdai_domain::dialer::{CampaignKind, Disposition};
+use tongdai_domain::program::{Channel, ProgramConfig, Status, mask_msisdn};
 
 pub const BOM: &[u8] = b"\xEF\xBB\xBF";
 

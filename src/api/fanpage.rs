@@ -20,8 +20,8 @@ use super::auth::Caller;
 use super::error::{ApiError, JsonBody};
 use super::vinmec::{answer, idempotency};
 use super::{ApiState, national};
-use crate::program::{self, Channel, Group, Status, Window};
 use crate::store::{NewRegistration, RegisterOutcome, Registration};
+use tongdai_domain::program::{self, Channel, Group, Status, Window};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

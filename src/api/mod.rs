@@ -63,10 +63,10 @@ pub use error::ApiError;
 use crate::call::{CallLog, CallRecord};
 use crate::config::ApiSettings;
 use crate::metrics::{Metrics, Observed};
-use crate::program::ProgramConfig;
 use crate::sip::transport::SipHandle;
 use crate::store::Store;
 use crate::telemetry::mask_number;
+use tongdai_domain::program::ProgramConfig;
 
 /// Recompiles and swaps the dialplans; returns how many are loaded.
 pub type ReloadFn = Arc<dyn Fn() -> Result<usize, crate::app::AppError> + Send + Sync>;
@@ -663,7 +663,7 @@ async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiError> {
     let lines = s.store.campaign_lines(now).await?;
     let mut per_campaign = Vec::new();
     for line in &lines {
-        if line.campaign.kind == crate::dialer::CampaignKind::Survey {
+        if line.campaign.kind == tongdai_domain::dialer::CampaignKind::Survey {
             let report = s.store.satisfaction_report(Some(line.campaign.id)).await?;
             per_campaign.push((line.campaign.name.clone(), report));
         }

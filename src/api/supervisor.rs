@@ -22,11 +22,11 @@ use super::error::{ApiError, ApiQuery};
 use super::trunk::TrunkView;
 use super::{ApiState, zone};
 use crate::call::CallRecord;
-use crate::program::{Channel, ProgramConfig, Status};
 use crate::store::{
     CallRecordRow, CallStats, Disposition, QueueStats, QueueStatus, RegistrationStats,
 };
 use crate::telemetry::mask_number;
+use tongdai_domain::program::{Channel, ProgramConfig, Status};
 
 /// Everything the live page shows, at one instant.
 #[derive(Clone, Debug, Serialize)]
@@ -308,7 +308,7 @@ fn program_view(cfg: &ProgramConfig, now: Timestamp) -> ProgramView {
     ProgramView {
         name: cfg.name.clone(),
         timezone: cfg.timezone.clone(),
-        today: crate::program::today(now, cfg)
+        today: tongdai_domain::program::today(now, cfg)
             .map(|d| d.to_string())
             .unwrap_or_default(),
         registration_start: cfg.registration_start.to_string(),

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::ApiState;
-use crate::sip::{TrunkState, TrunkTransport};
+use tongdai_sip::{TrunkState, TrunkTransport};
 
 /// The trunk's condition in one word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -20,11 +20,11 @@ use sha2::{Digest, Sha256};
 use super::auth::Caller;
 use super::error::{ApiError, ApiPath, ApiQuery, JsonBody};
 use super::{ApiState, local_text, national};
-use crate::program::{self, Channel, ProgramConfig, Status, Window};
 use crate::store::{
     AppointmentMethod, Booking, Idempotency, Idempotent, MAX_TEXT_CHARS, QueueAction, QueueFilter,
     QueueItem, QueueStatus, RegistrationEvent,
 };
+use tongdai_domain::program::{self, Channel, ProgramConfig, Status, Window};
 
 /// Header a client sets to make a change safe to retry.
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";

@@ -15,12 +15,12 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use crate::program::{self, Channel, Eligibility, Group, ProgramConfig, Status, Window};
 use crate::store::{
     CallLaterRequest, ClaimedAttempt, FlowOutcome, NewRegistration, RegisterOutcome, Store,
     SurveyQuestion,
 };
 use crate::telemetry::mask_number;
+use tongdai_domain::program::{self, Channel, Eligibility, Group, ProgramConfig, Status, Window};
 
 pub const CHECK_ELIGIBILITY: &str = "check_eligibility";
 pub const REGISTER: &str = "register";

@@ -33,12 +33,12 @@ use super::record::CallRecord;
 use super::router::SharedDialplans;
 use super::runner::{AnsweredCall, CallContext, DialplanStart, file_record, run_answered};
 use crate::dialer::runtime::{CallEnd, Failure, Placer, failed_disposition};
-use crate::dialer::{Disposition, Hold, NotPlaced};
-use crate::ivr::CompiledPlan;
-use crate::media::sdp;
-use crate::sip::{Command, DialError, DialRequest, FailCause, LegEvent, LegId, TrunkState};
 use crate::store::{AttemptEnd, ClaimedAttempt};
 use crate::telemetry::mask_number;
+use tongdai_domain::dialer::{Disposition, Hold, NotPlaced};
+use tongdai_ivr::CompiledPlan;
+use tongdai_media::sdp;
+use tongdai_sip::{Command, DialError, DialRequest, FailCause, LegEvent, LegId, TrunkState};
 
 /// The trunk's condition for the dialer: `None` when it can take calls. A trunk that is
 /// configured to register must be registered; one whose OPTIONS go unanswered (or whose

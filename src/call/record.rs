@@ -8,9 +8,9 @@ use std::time::SystemTime;
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use crate::capacity::GiveBack;
-use crate::media::MediaStats;
-use crate::sip::LegId;
+use tongdai_capacity::GiveBack;
+use tongdai_media::MediaStats;
+use tongdai_sip::LegId;
 
 /// One prompt the call played and how far it got.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]

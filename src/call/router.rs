@@ -8,11 +8,11 @@ use tokio_util::task::TaskTracker;
 
 use super::ports::RtpPorts;
 use super::runner::{CallContext, run_inbound};
-use crate::ivr::Dialplans;
-use crate::media::SdpError;
-use crate::media::sdp;
 use crate::sip::transport::Router;
-use crate::sip::{IncomingCall, LegEvent};
+use tongdai_ivr::Dialplans;
+use tongdai_media::SdpError;
+use tongdai_media::sdp;
+use tongdai_sip::{IncomingCall, LegEvent};
 
 /// The dialplans in force. A reload swaps the `Arc`; calls keep the plan they started
 /// with because each holds its own `Arc<CompiledPlan>`.

@@ -7,8 +7,8 @@
 //!
 //! * **before answer** — direction-specific. Inbound ([`run_inbound`]): ring, answer after
 //!   `sip.answer_delay`, or end on CANCEL/shutdown. Outbound (the dialer milestone): send
-//!   the INVITE with [`render_offer`](crate::media::sdp::render_offer), accept the answer
-//!   with [`accept_answer`](crate::media::sdp::accept_answer).
+//!   the INVITE with [`render_offer`](tongdai_media::sdp::render_offer), accept the answer
+//!   with [`accept_answer`](tongdai_media::sdp::accept_answer).
 //! * **answered** — the same for both: [`run_answered`] with an [`AnsweredCall`]. It
 //!   hands the RTP socket to a media worker, runs the dialplan, the program's actions and
 //!   the in-dialog SIP events (re-INVITE, INFO digits, BYE, REFER progress) until the call
@@ -31,16 +31,14 @@ use tracing::Instrument;
 use super::actions::{ActionCall, ActionResult, ProgramActions};
 use super::ports::RtpPort;
 use super::record::{CallLog, CallRecord, DigitMethod, PromptPlay};
-use crate::ivr::{CompiledPlan, Engine, Input, Output};
-use crate::media::sdp::{self, LocalMedia, Negotiated};
-use crate::media::{
-    MediaFinal, MediaHandle, MediaNotice, MediaWorkers, PromptCache, SessionParams,
-    parse_info_digit,
-};
+use crate::media::{MediaHandle, MediaWorkers};
 use crate::sip::transport::SipHandle;
-use crate::sip::{Command, EndReason, IncomingCall, LegEvent, LegId};
 use crate::store::{CallDirection, CallRecordRow, Disposition, Store};
 use crate::telemetry::mask_number;
+use tongdai_ivr::{CompiledPlan, Engine, Input, Output};
+use tongdai_media::sdp::{self, LocalMedia, Negotiated};
+use tongdai_media::{MediaFinal, MediaNotice, PromptCache, SessionParams, parse_info_digit};
+use tongdai_sip::{Command, EndReason, IncomingCall, LegEvent, LegId};
 
 /// What every call needs from the service, shared.
 #[derive(Clone)]
@@ -700,10 +698,9 @@ fn store_row(r: &CallRecord) -> CallRecordRow {
         } else {
             CallDirection::Inbound
         },
-        caller: r
-            .caller
-            .as_deref()
-            .map(|c| crate::program::normalize_msisdn(c).unwrap_or_else(|_| c.to_string())),
+        caller: r.caller.as_deref().map(|c| {
+            tongdai_domain::program::normalize_msisdn(c).unwrap_or_else(|_| c.to_string())
+        }),
         called: r.called.clone(),
         started_at: ts(Some(r.started_at)).unwrap_or_else(jiff::Timestamp::now),
         answered_at: ts(r.answered_at),

@@ -27,13 +27,15 @@ use jiff::Timestamp;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::retry::{Disposition, RetryDecision};
-use super::scheduler::{CampaignInfo, Hold, Next, NotPlaced, Scheduler, SchedulerConfig};
-use crate::program::ProgramConfig;
 use crate::store::{
     AttemptEnd, ClaimHold, ClaimRequest, ClaimedAttempt, RecoveredAttempt, Store, StoreError,
 };
 use crate::telemetry::mask_number;
+use tongdai_domain::dialer::retry::{Disposition, RetryDecision};
+use tongdai_domain::dialer::scheduler::{
+    CampaignInfo, Hold, Next, NotPlaced, Scheduler, SchedulerConfig,
+};
+use tongdai_domain::program::ProgramConfig;
 
 /// Both clocks at once: monotonic for pacing, wall for due times and windows.
 pub type Clock = Arc<dyn Fn() -> (Instant, Timestamp) + Send + Sync>;

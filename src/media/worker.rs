@@ -36,11 +36,11 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::capacity::GiveBack;
+use tongdai_capacity::GiveBack;
 
-use super::clock::{MediaClock, MediaFinal, MediaNotice, SessionKey};
-use super::prompt::Prompt;
-use super::session::{MediaSession, SessionParams};
+use tongdai_media::clock::{MediaClock, MediaFinal, MediaNotice, SessionKey};
+use tongdai_media::prompt::Prompt;
+use tongdai_media::session::{MediaSession, SessionParams};
 
 /// Datagrams read from one socket per wake-up before the others get their turn.
 const RX_BUDGET: usize = 64;
@@ -648,9 +648,9 @@ mod tests {
     use std::net::SocketAddr;
 
     use super::*;
-    use crate::media::codec::Codec;
-    use crate::media::rtp::RtpSender;
-    use crate::media::sdp::Direction;
+    use tongdai_media::codec::Codec;
+    use tongdai_media::rtp::RtpSender;
+    use tongdai_media::sdp::Direction;
 
     fn params(remote: SocketAddr) -> SessionParams {
         SessionParams {

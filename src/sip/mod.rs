@@ -1,13 +1,13 @@
-//! SIP: the only module naming the SIP crate (`rsipstack::sip`, the maintained successor
-//! of rsip). The socket edge (`edge`, `framing`, `transport`) pre-checks and frames raw
-//! bytes; `endpoint` holds the sans-IO transactions and dialogs and hands the rest of the
-//! service plain leg events.
+//! The SIP driver: the I/O shell around the sans-IO `tongdai_sip` crate. One task owns
+//! the `Endpoint`, the UDP socket and the TCP connections (`transport`), feeds it bytes
+//! and `now`, sends what it outputs, sleeps until its next timeout, and routes leg events
+//! to the call tasks.
 //!
 //! # Outbound calls, for the call layer
 //!
 //! ```no_run
-//! # async fn example(sip: tongdai::sip::transport::SipHandle) {
-//! use tongdai::sip::{Command, DialRequest, FailCause, LegEvent};
+//! # async fn example(sip: tongdai::sip::SipHandle) {
+//! use tongdai_sip::{Command, DialRequest, FailCause, LegEvent};
 //! let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
 //! let request = DialRequest {
 //!     target: "0903123678".into(),          // → sip:0903123678@<trunk>
@@ -35,20 +35,6 @@
 //! # }
 //! ```
 
-pub use rsipstack::sip as rsip;
-
-pub mod acl;
-pub mod auth;
-pub mod edge;
-pub mod endpoint;
-pub mod framing;
-pub mod message;
 pub mod transport;
-pub mod trunk;
 
-pub use acl::Acl;
-pub use endpoint::{
-    AccessConfig, Command, DialError, DialRequest, Dialed, EndReason, Endpoint, EndpointConfig,
-    FailCause, Flow, IncomingCall, LegEvent, LegId, Output, Timers,
-};
-pub use trunk::{TrunkConfig, TrunkState, TrunkStatus, TrunkTransport};
+pub use transport::SipHandle;

@@ -23,14 +23,14 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::capacity::GiveBack;
+use tongdai_capacity::GiveBack;
 
-use super::endpoint::{
+use tongdai_sip::endpoint::{
     AccessConfig, Command, DialError, DialRequest, Dialed, Endpoint, EndpointConfig, Flow,
     IncomingCall, LegEvent, LegId, OUTBOUND_CONN, Output,
 };
-use super::framing::{FramingError, StreamFramer};
-use super::trunk::{TrunkConfig, TrunkState};
+use tongdai_sip::framing::{FramingError, StreamFramer};
+use tongdai_sip::trunk::{TrunkConfig, TrunkState};
 
 /// Largest SIP message accepted on a TCP stream.
 const MAX_STREAM_MESSAGE: usize = 64 * 1024;

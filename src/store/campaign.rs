@@ -75,12 +75,12 @@ use std::time::Duration;
 use super::error::{StoreError, is_retryable};
 use super::types::{CallRecordRow, SubscriberRaw};
 use super::{MAX_ATTEMPTS, Pools, REGISTRATIONS_COUNTER, Step, Store, time};
-use crate::dialer::retry::{MAX_UNCHARGED_RETRIES, uncharged_retry};
-use crate::dialer::{
+use tongdai_domain::dialer::retry::{MAX_UNCHARGED_RETRIES, uncharged_retry};
+use tongdai_domain::dialer::{
     CallOutcome, CampaignKind, CampaignPolicy, CampaignState, Disposition, RetryDecision,
     is_allowed, next_allowed, next_attempt,
 };
-use crate::program::{self, Eligibility, ProgramConfig, Status, Subscriber, Window};
+use tongdai_domain::program::{self, Eligibility, ProgramConfig, Status, Subscriber, Window};
 
 /// What [`Store::claim_due`] needs to know.
 #[derive(Clone, Copy, Debug)]
@@ -1671,7 +1671,7 @@ fn recovery_plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dialer::DoneReason;
+    use tongdai_domain::dialer::DoneReason;
 
     fn contact(charged: u32, uncharged: u32) -> ContactRow {
         ContactRow {

@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use super::campaign::{ContactEnd, ContactState, SurveyQuestion};
 use super::error::{StoreError, corrupt};
 use super::{Pools, Store, time};
-use crate::dialer::Disposition;
+use tongdai_domain::dialer::Disposition;
 
 /// One contact of a survey campaign with what it answered (its latest answer to each
 /// question in this campaign) and how far the calling got.

@@ -1,9 +1,9 @@
 //! Store errors. Messages never carry a full phone number (PROGRAM data is personal
 //! data of MobiFone subscribers): numbers are masked like `0903***678`.
 
-use crate::dialer::{CampaignState, PolicyError};
-use crate::program::{MsisdnError, Status};
 use crate::store::campaign::AttemptStatus;
+use tongdai_domain::dialer::{CampaignState, PolicyError};
+use tongdai_domain::program::{MsisdnError, Status};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -13,7 +13,7 @@ use super::error::{ImportError, StoreError};
 use super::types::ImportReport;
 use super::types::SubscriberRaw;
 use super::{Pools, SELECT_SUBSCRIBER, Step, Store, UPSERT_SUBSCRIBER, charge_to_db, time};
-use crate::program::{Plan, Subscriber, mask_msisdn, normalize_msisdn};
+use tongdai_domain::program::{Plan, Subscriber, mask_msisdn, normalize_msisdn};
 
 const COLUMNS: [&str; 5] = [
     "msisdn",

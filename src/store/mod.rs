@@ -59,10 +59,10 @@ pub use types::{
     NewRegistration, QueueStatus, RegisterOutcome, Registration, RegistrationEvent, VinmecEntry,
 };
 
-use crate::program::{
+use error::is_retryable;
+use tongdai_domain::program::{
     self, Channel, Eligibility, Group, ProgramConfig, Status, Subscriber, Window,
 };
-use error::is_retryable;
 use types::{CallRecordRaw, EventRaw, RegistrationRaw, SubscriberRaw, VinmecRaw};
 
 /// Where the service keeps its data unless configured otherwise.

@@ -8,8 +8,8 @@ use jiff::Timestamp;
 
 use super::error::{StoreError, corrupt};
 use super::{Pools, Store, time};
-use crate::program::{Channel, Status};
 use crate::store::{Disposition, QueueStatus};
+use tongdai_domain::program::{Channel, Status};
 
 /// Registrations against the cap.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{StoreError, corrupt};
 use super::time;
-use crate::program::{
+use tongdai_domain::program::{
     Channel, Eligibility, Group, ParseEnumError, Plan, Status, Subscriber, Window,
 };
 
@@ -30,7 +30,7 @@ impl Backend {
 /// What the IVR (or staff) asks to register.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewRegistration {
-    /// Any form [`crate::program::normalize_msisdn`] accepts; stored as E.164.
+    /// Any form [`tongdai_domain::program::normalize_msisdn`] accepts; stored as E.164.
     pub msisdn: String,
     pub group: Group,
     pub channel: Channel,
@@ -136,7 +136,7 @@ impl std::str::FromStr for QueueStatus {
     }
 }
 
-/// PROGRAM.md §2a: consultations are by phone; video in special cases.
+/// docs/program.md §2a: consultations are by phone; video in special cases.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AppointmentMethod {
@@ -224,7 +224,7 @@ impl std::str::FromStr for CallDirection {
 /// How a call ended, in the terms supervisors and campaign retries use: one
 /// vocabulary and one SIP mapping for inbound call records and outbound attempts alike
 /// (defined with the retry rules that depend on it).
-pub use crate::dialer::Disposition;
+pub use tongdai_domain::dialer::Disposition;
 
 /// One call, as persisted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -1,4 +1,4 @@
-//! The Vinmec scheduling queue (PROGRAM.md §3 steps 2–3): what Vinmec HP's schedulers
+//! The Vinmec scheduling queue (docs/program.md §3 steps 2–3): what Vinmec HP's schedulers
 //! work through — list, claim with a lease, pre-screen, book, mark unreachable, record
 //! the consultation, cancel.
 //!
@@ -46,8 +46,8 @@ use super::error::StoreError;
 use super::error::is_retryable;
 use super::types::{RegistrationRaw, VinmecRaw};
 use super::{MAX_ATTEMPTS, Pools, Step, Store, time};
-use crate::program::{self, Channel, Status};
 use crate::store::{AppointmentMethod, QueueStatus, Registration, VinmecEntry};
+use tongdai_domain::program::{self, Channel, Status};
 
 /// A registration and its queue entry, as the schedulers see them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -1036,7 +1036,7 @@ fn now_from_db(now_db: &str) -> Result<Timestamp, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::program::Group;
+    use tongdai_domain::program::Group;
 
     fn ts(s: &str) -> Timestamp {
         s.parse().expect("timestamp")

@@ -11,8 +11,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tongdai::program::{Channel, Group, Plan, ProgramConfig, Status, Subscriber};
 use tongdai::store::{NewRegistration, RegisterOutcome, Store};
+use tongdai_domain::program::{Channel, Group, Plan, ProgramConfig, Status, Subscriber};
 
 use crate::common;
 

@@ -12,8 +12,8 @@ use jiff::civil::date;
 use jiff::tz::TimeZone;
 
 use super::*;
-use crate::dialer::{CallingWindow, CampaignKind, CampaignPolicy, CampaignState, Day};
 use crate::store::{ContactEnd, FlowOutcome};
+use tongdai_domain::dialer::{CallingWindow, CampaignKind, CampaignPolicy, CampaignState, Day};
 
 /// Local Hanoi time (November 2021) as an instant.
 fn vn(d: i8, h: i8, mi: i8) -> Timestamp {
@@ -158,9 +158,9 @@ impl Sim {
         let (_, ts) = self.clock.now();
         for n in numbers {
             self.store
-                .upsert_subscriber(&crate::program::Subscriber {
+                .upsert_subscriber(&tongdai_domain::program::Subscriber {
                     msisdn: n.to_string(),
-                    plan: crate::program::Plan::Postpaid,
+                    plan: tongdai_domain::program::Plan::Postpaid,
                     charge_per_cycle_vnd: 400_000,
                     list_source: "sms".into(),
                     name: None,

@@ -8,9 +8,9 @@ use jiff::Timestamp;
 
 use super::types::{DncEntry, DncImportReport, DncRaw, DncSource};
 use super::{DNC_CLOSE_CONTACTS, INSERT_DNC};
-use crate::program::{mask_msisdn, normalize_msisdn};
 use crate::store::error::{ImportError, StoreError};
 use std::time::Duration;
+use tongdai_domain::program::{mask_msisdn, normalize_msisdn};
 
 use crate::store::error::is_retryable;
 use crate::store::{MAX_ATTEMPTS, Pools, Step, Store, time};

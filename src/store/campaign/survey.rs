@@ -1,4 +1,4 @@
-//! Survey answers and the satisfaction rate (PROGRAM.md §3 step 4).
+//! Survey answers and the satisfaction rate (docs/program.md §3 step 4).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -8,9 +8,9 @@ use super::types::{
     AnswerRaw, FlowOutcome, SatisfactionReport, ScaleSummary, SurveyAnswer, SurveyQuestion,
     YesNoSummary,
 };
-use crate::program::Status;
 use crate::store::error::StoreError;
 use std::time::Duration;
+use tongdai_domain::program::Status;
 
 use crate::store::error::is_retryable;
 use crate::store::{MAX_ATTEMPTS, Pools, Store, time};

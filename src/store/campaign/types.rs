@@ -6,56 +6,23 @@
 //! answered call records, and how an attempt was resolved.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::dialer::{
+use crate::store::error::{StoreError, corrupt};
+use crate::store::time;
+use tongdai_domain::dialer::{
     CallOutcome, CampaignKind, CampaignPolicy, CampaignState, Disposition, DoneReason,
     RetryDecision,
 };
-use crate::program::ParseEnumError;
-use crate::store::error::{StoreError, corrupt};
-use crate::store::time;
+use tongdai_domain::program::ParseEnumError;
 
-/// Lowercase string enums: the string is what the database holds.
-macro_rules! db_enum {
-    ($(#[$m:meta])* $name:ident, $kind:literal { $($(#[$vm:meta])* $v:ident = $s:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($(#[$vm])* $v),+ }
+use tongdai_domain::string_enum;
 
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$v),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$v => $s),+ }
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = ParseEnumError;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($s => Ok($name::$v),)+
-                    _ => Err(ParseEnumError::new($kind, s)),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-db_enum! {
+string_enum! {
     /// Where a contact is in its campaign.
     ContactState, "contact state" {
         /// Due when `not_before` is unset (never dialled) or has passed.
@@ -67,7 +34,7 @@ db_enum! {
     }
 }
 
-db_enum! {
+string_enum! {
     /// Why a contact is done: the dialer's [`DoneReason`]s plus what only the store can
     /// see when it claims (the subscriber moved on through another channel).
     ContactEnd, "contact done reason" {
@@ -99,7 +66,7 @@ impl From<DoneReason> for ContactEnd {
     }
 }
 
-db_enum! {
+string_enum! {
     /// What the flow of an answered outbound call reported, as stored on the attempt.
     /// Richer than the dialer's [`CallOutcome`] (supervisors want to know *why* an
     /// invitation ended); [`FlowOutcome::call_outcome`] maps it for the retry decision.
@@ -126,7 +93,7 @@ db_enum! {
 }
 
 impl FlowOutcome {
-    /// The dialer's view, for [`crate::dialer::next_attempt`]. Every invitation ending
+    /// The dialer's view, for [`tongdai_domain::dialer::next_attempt`]. Every invitation ending
     /// other than "call later" and opt-out is final: calling back someone who is
     /// registered, ineligible or too late for the program achieves nothing.
     pub fn call_outcome(self, call_later_at: Option<Timestamp>) -> CallOutcome {
@@ -194,7 +161,7 @@ impl CallLaterRequest {
     }
 }
 
-db_enum! {
+string_enum! {
     /// Where an attempt is.
     AttemptStatus, "attempt status" {
         /// Claimed; the INVITE may be out (see `started_at`).
@@ -205,7 +172,7 @@ db_enum! {
     }
 }
 
-db_enum! {
+string_enum! {
     /// How an attempt's end was established.
     Resolution, "attempt resolution" {
         /// Reported by the dialer runtime ([`crate::store::Store::finish_attempt`]).
@@ -222,7 +189,7 @@ db_enum! {
     }
 }
 
-db_enum! {
+string_enum! {
     /// How a number got onto the do-not-call list.
     DncSource, "do-not-call source" {
         /// The subscriber pressed the opt-out key on a campaign call.
@@ -234,7 +201,7 @@ db_enum! {
     }
 }
 
-db_enum! {
+string_enum! {
     /// The satisfaction survey's questions (dialplans/survey.toml).
     SurveyQuestion, "survey question" {
         /// Satisfaction with the consultation, 1 (very dissatisfied) – 5 (very satisfied).
@@ -454,7 +421,7 @@ pub struct AttemptEnd {
     pub answered_at: Option<Timestamp>,
     pub ended_at: Timestamp,
     /// The pacer was throttling the trunk when this final came
-    /// ([`crate::dialer::Pacer::is_throttling`]): a busy/congested final then does not
+    /// ([`tongdai_domain::dialer::Pacer::is_throttling`]): a busy/congested final then does not
     /// burn the subscriber's attempt.
     pub throttled: bool,
 }

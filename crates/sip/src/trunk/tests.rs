@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::sip::acl::Acl;
-use crate::sip::auth::Credentials;
-use crate::sip::endpoint::{AccessConfig, Endpoint, EndpointConfig, Flow, Output, Timers};
-use crate::sip::trunk::{TrunkConfig, TrunkStatus, TrunkTransport};
+use crate::acl::Acl;
+use crate::auth::Credentials;
+use crate::endpoint::{AccessConfig, Endpoint, EndpointConfig, Flow, Output, Timers};
+use crate::trunk::{TrunkConfig, TrunkStatus, TrunkTransport};
 
 const TRUNK: &str = "127.0.0.1:5099";
 

@@ -1178,13 +1178,10 @@ pub(crate) mod tests {
     use std::collections::BTreeMap;
     use std::path::PathBuf;
 
-    /// The RFC 4475 corpus: `$TONGDAI_RFC4475_DIR`, else `../shared/testdata/rfc4475`
-    /// next to the crate (where the team keeps shared test data).
+    /// The RFC 4475 corpus, kept in the repository as test data (`tests/data/rfc4475`:
+    /// the RFC's own messages, byte-exact, with what we answer to each).
     pub(crate) fn corpus_dir() -> PathBuf {
-        std::env::var_os("TONGDAI_RFC4475_DIR").map_or_else(
-            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/rfc4475"),
-            PathBuf::from,
-        )
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/rfc4475")
     }
 
     fn corpus() -> BTreeMap<String, Vec<u8>> {

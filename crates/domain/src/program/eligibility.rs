@@ -1,4 +1,4 @@
-//! Who may register (PROGRAM.md §1) and when (§2).
+//! Who may register (docs/program.md §1) and when (§2).
 
 use jiff::Timestamp;
 use jiff::civil::Date;

@@ -11,7 +11,7 @@ use jiff::civil::{Date, Time, Weekday};
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
-/// Which flow a campaign runs (PROGRAM.md §3: step 1 invitation, step 4 survey).
+/// Which flow a campaign runs (docs/program.md §3: step 1 invitation, step 4 survey).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CampaignKind {

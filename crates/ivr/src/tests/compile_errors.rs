@@ -1,7 +1,7 @@
 //! Every compile-time check: a small valid plan, broken one way at a time.
 
 use super::ctx;
-use crate::ivr::{CompileContext, ErrorKind, compile_str, load_dir};
+use crate::{CompileContext, ErrorKind, compile_str, load_dir};
 
 /// Valid. Line numbers in the tests below refer to this text after an edit.
 const BASE: &str = r#"[dialplan]

@@ -3,13 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use crate::sip::acl::Acl;
-use crate::sip::auth::{Algorithm, Credentials, digest_response};
-use crate::sip::endpoint::{
+use crate::acl::Acl;
+use crate::auth::{Algorithm, Credentials, digest_response};
+use crate::endpoint::{
     AccessConfig, Command, DialError, DialRequest, EndReason, Endpoint, EndpointConfig, FailCause,
     Flow, LegEvent, LegId, Output, Timers,
 };
-use crate::sip::trunk::{TrunkConfig, TrunkStatus, TrunkTransport};
+use crate::trunk::{TrunkConfig, TrunkStatus, TrunkTransport};
 
 const TRUNK: &str = "127.0.0.1:5099";
 
@@ -214,7 +214,7 @@ fn the_invite_goes_to_the_trunk_with_our_identity() {
     assert_eq!(hdr(&invite, "Content-Type"), "application/sdp");
     assert!(invite.ends_with("\r\n\r\nv=0\r\noffer\r\n"));
     // It parses as what it is.
-    let parsed = crate::sip::rsip::Request::try_from(invite.as_str()).unwrap();
+    let parsed = crate::rsip::Request::try_from(invite.as_str()).unwrap();
     assert_eq!(parsed.body, b"v=0\r\noffer\r\n");
 }
 

@@ -35,7 +35,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::capacity::GiveBack;
+use tongdai_capacity::GiveBack;
 
 use super::dtmf::DigitEvent;
 use super::prompt::Prompt;
@@ -220,7 +220,7 @@ impl<T> MediaClock<T> {
     /// are live only the heap shrinks, because slots are addressed by index (and by the
     /// worker's epoll tokens). The notice queue is transient (drained every pass).
     pub fn give_back(&mut self) {
-        if self.live == 0 && self.slots.capacity() > crate::capacity::KEEP {
+        if self.live == 0 && self.slots.capacity() > tongdai_capacity::KEEP {
             let highest = self.slots.iter().map(|s| s.generation).max().unwrap_or(0);
             self.generation_floor = self.generation_floor.max(highest.wrapping_add(1));
             self.slots = Vec::new();
@@ -472,9 +472,9 @@ mod tests {
     use rtp_rs::RtpReader;
 
     use super::*;
-    use crate::media::codec::Codec;
-    use crate::media::rtp::RtpSender;
-    use crate::media::sdp::Direction;
+    use crate::codec::Codec;
+    use crate::rtp::RtpSender;
+    use crate::sdp::Direction;
 
     const FRAME_MS: u64 = 20;
 

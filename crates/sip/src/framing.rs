@@ -184,7 +184,7 @@ fn reply_400(head: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::edge::{Inbound, classify};
+    use crate::edge::{Inbound, classify};
 
     const OPTIONS: &[u8] = b"OPTIONS sip:9090@tongdai.example SIP/2.0\r\n\
 Via: SIP/2.0/TCP 192.0.2.1:5060;branch=z9hG4bK-1\r\n\
@@ -341,7 +341,7 @@ l: {}\r\n\r\n{body}",
             seed ^= seed << 17;
             seed
         };
-        let dir = crate::sip::edge::tests::corpus_dir();
+        let dir = crate::edge::tests::corpus_dir();
         let mut all = Vec::new();
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -369,7 +369,7 @@ l: {}\r\n\r\n{body}",
     /// makes of it (the `tcp` entries of tests/data/rfc4475/expected.toml).
     #[test]
     fn corpus_over_a_stream() {
-        let dir = crate::sip::edge::tests::corpus_dir();
+        let dir = crate::edge::tests::corpus_dir();
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_none_or(|e| e != "dat") {
@@ -414,8 +414,8 @@ l: {}\r\n\r\n{body}",
                     assert_eq!(f.buffered(), 0, "{name}: trailing bytes");
                     // Framed alone, the message classifies as it does over UDP.
                     assert_eq!(
-                        crate::sip::edge::classify(&messages[0]),
-                        crate::sip::edge::classify(&bytes),
+                        crate::edge::classify(&messages[0]),
+                        crate::edge::classify(&bytes),
                         "{name}"
                     );
                 }

@@ -4,64 +4,11 @@
 //! what the database, the HTTP API and the reports hold; renaming a variant must not
 //! change stored data.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
-
-/// A stored or configured string that names no variant.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {kind} {value:?}")]
-pub struct ParseEnumError {
-    pub kind: &'static str,
-    pub value: String,
-}
-
-impl ParseEnumError {
-    pub(crate) fn new(kind: &'static str, value: &str) -> Self {
-        ParseEnumError {
-            kind,
-            value: value.chars().take(40).collect(),
-        }
-    }
-}
-
-macro_rules! string_enum {
-    ($(#[$m:meta])* $name:ident, $kind:literal { $($(#[$vm:meta])* $v:ident = $s:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($(#[$vm])* $v),+ }
-
-        impl $name {
-            /// Every variant, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$v),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$v => $s),+ }
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = ParseEnumError;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($s => Ok($name::$v),)+
-                    _ => Err(ParseEnumError::new($kind, s)),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
+pub use crate::names::ParseEnumError;
+use crate::string_enum;
 
 string_enum! {
-    /// Where a registration is in the process of PROGRAM.md §3.
+    /// Where a registration is in the process of docs/program.md §3.
     Status, "status" {
         /// Recorded by MobiFone (hotline, outbound call or staff for the fanpage).
         Registered = "registered",
@@ -81,7 +28,7 @@ string_enum! {
 }
 
 string_enum! {
-    /// PROGRAM.md §1: group 1 received the SMS; group 2 came through the fanpage.
+    /// docs/program.md §1: group 1 received the SMS; group 2 came through the fanpage.
     Group, "group" {
         One = "one",
         Two = "two",
@@ -107,7 +54,7 @@ impl Group {
 }
 
 string_enum! {
-    /// How the registration was taken (PROGRAM.md §2c).
+    /// How the registration was taken (docs/program.md §2c).
     Channel, "channel" {
         /// The subscriber called 9090 (group 1, way 1).
         Hotline = "hotline",

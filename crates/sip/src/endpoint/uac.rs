@@ -26,9 +26,9 @@ use super::{
     Endpoint, Flow, Leg, LegEvent, LegId, LegState, NictOwner, NonInviteClientTxn, Output,
     TimerRef, TxKey, host_string, ip_literal_addr, request_flow, split_header_list,
 };
-use crate::sip::auth::AuthSession;
-use crate::sip::message::{self, header, random_token, tag_of, uri_of};
-use crate::sip::trunk::{TrunkOutcome, TrunkRequest, TrunkStatus, retry_after};
+use crate::auth::AuthSession;
+use crate::message::{self, header, random_token, tag_of, uri_of};
+use crate::trunk::{TrunkOutcome, TrunkRequest, TrunkStatus, retry_after};
 use std::cmp::Reverse;
 
 /// Timer C: a call that rings this long without a final response is cancelled, so a
@@ -943,7 +943,7 @@ fn adopt_dialog(leg: &mut Leg, resp: &rsip::Response) {
 /// The ACK of a 2xx (RFC 3261 §13.2.2.4): a new transaction-less request in the dialog,
 /// CSeq number of the INVITE, the INVITE's credentials.
 fn dialog_ack(
-    cfg: &crate::sip::endpoint::EndpointConfig,
+    cfg: &crate::endpoint::EndpointConfig,
     leg: &Leg,
     cseq: u32,
     auth: Option<&(&'static str, String)>,

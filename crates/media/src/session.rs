@@ -505,7 +505,7 @@ impl MediaSession {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::dtmf::DigitSource;
+    use crate::dtmf::DigitSource;
 
     const REMOTE: &str = "192.0.2.10:4000";
 

@@ -1,4 +1,4 @@
-//! The 9090 program's rules (see `shared/program/PROGRAM.md`), as pure functions.
+//! The 9090 program's rules (see `docs/program.md`), as pure functions.
 //!
 //! Nothing here does IO or reads a clock: callers pass `today`/`now`, so every rule can
 //! be tested with dates in 2021 (when the program ran) and replayed deterministically.

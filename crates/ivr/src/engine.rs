@@ -4,7 +4,7 @@
 //! [`Engine::poll_output`] and calls [`Engine::handle_timeout`] when
 //! [`Engine::poll_timeout`] is due. It never reads the clock, sleeps or touches a socket,
 //! so a whole call ("three invalid keys, then the exit prompt") is tested in
-//! microseconds. See the module doc of [`crate::ivr`] for the exact semantics.
+//! microseconds. See the module doc of [`crate`] for the exact semantics.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;

@@ -31,7 +31,7 @@ use super::acl::Acl;
 use super::edge::{self, Inbound};
 use super::message::{self, header, other, random_token, tag_of, uri_of, user_of};
 use super::trunk::{Trunk, TrunkConfig, TrunkOutcome, TrunkStatus, TrunkTxn};
-use crate::capacity::GiveBack;
+use tongdai_capacity::GiveBack;
 
 mod uac;
 pub use uac::{DialError, DialRequest, Dialed, FailCause};

@@ -1,4 +1,4 @@
-//! The program's parameters, defaulting to the values of PROGRAM.md.
+//! The program's parameters, defaulting to the values of docs/program.md.
 //!
 //! They live in configuration rather than constants because the operating plan is a
 //! business document: MobiFone may extend the registration period or raise the cap
@@ -10,7 +10,7 @@ use std::fmt;
 use jiff::civil::{Date, date};
 use serde::{Deserialize, Serialize};
 
-/// One of Vinmec Hai Phong's specialties a caller can pick (PROGRAM.md §2a).
+/// One of Vinmec Hai Phong's specialties a caller can pick (docs/program.md §2a).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Specialty {

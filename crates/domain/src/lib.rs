@@ -1,0 +1,17 @@
+//! The 9090 program's decisions, as pure functions and sans-IO state machines.
+//!
+//! Nothing here reads a clock, touches a socket or names the database: every function
+//! takes the time (`now`, `today`) and the state it decides on, and returns a decision
+//! the service's edges carry out (the store writes it with its guard in SQL; the dialer
+//! runtime dials). `Cargo.toml` is the proof: no tokio, no sqlx, no HTTP.
+//!
+//! - [`program`] — the program's rules (docs/program.md): eligibility, the registration
+//!   and consultation windows in Asia/Ho_Chi_Minh, the status lifecycle, numbers.
+//! - [`dialer`] — outbound campaigns' decisions: policy, calling windows, retry by
+//!   disposition, pacing, the scheduler over running campaigns.
+
+pub mod dialer;
+mod names;
+pub mod program;
+
+pub use names::ParseEnumError;
