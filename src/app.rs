@@ -271,7 +271,7 @@ impl App {
                     let settings = settings.clone();
                     let prompts = prompts.clone();
                     let dialplans = dialplans.clone();
-                    move || reload_dialplans(&settings, &prompts, &dialplans)
+                    move || Ok(reload_dialplans(&settings, &prompts, &dialplans)?)
                 }),
                 dialplans: Arc::new({
                     let dialplans = dialplans.clone();

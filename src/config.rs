@@ -3,11 +3,13 @@
 //! Every struct denies unknown fields so that a typo in an operator's file is an error at
 //! start instead of a silently ignored setting.
 
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use tongdai_sip::acl::Acl;
 use tongdai_sip::auth::Credentials;
@@ -224,13 +226,52 @@ pub struct ApiSettings {
     pub webhook_poll: Duration,
 }
 
+/// What an API token may do (the route table in `api` says which roles each route admits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Vinmec,
+    Fanpage,
+    Supervisor,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Vinmec, Role::Fanpage, Role::Supervisor, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Vinmec => "vinmec",
+            Role::Fanpage => "fanpage",
+            Role::Supervisor => "supervisor",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role {s:?} (vinmec, fanpage, supervisor, admin)"))
+    }
+}
+
 /// One API token: who it is (logged, recorded as the actor of changes), what it may do,
 /// and the SHA-256 (hex) of the secret.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiToken {
     pub name: String,
-    pub role: crate::api::Role,
+    pub role: Role,
     pub sha256: String,
 }
 

@@ -21,54 +21,14 @@
 //! URL that ends up in a log or the browser history is worthless.
 
 use std::collections::HashMap;
-use std::fmt;
-use std::str::FromStr;
 use std::sync::Mutex;
 
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::ApiToken;
 
-/// What a token may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Vinmec,
-    Fanpage,
-    Supervisor,
-    Admin,
-}
-
-impl Role {
-    pub const ALL: [Role; 4] = [Role::Vinmec, Role::Fanpage, Role::Supervisor, Role::Admin];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Vinmec => "vinmec",
-            Role::Fanpage => "fanpage",
-            Role::Supervisor => "supervisor",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("unknown role {s:?} (vinmec, fanpage, supervisor, admin)"))
-    }
-}
+pub use crate::config::Role;
 
 /// Who is calling: the token's configured name and role.
 #[derive(Clone, Debug, PartialEq, Eq)]

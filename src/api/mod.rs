@@ -68,8 +68,10 @@ use crate::store::Store;
 use crate::telemetry::mask_number;
 use tongdai_domain::program::ProgramConfig;
 
-/// Recompiles and swaps the dialplans; returns how many are loaded.
-pub type ReloadFn = Arc<dyn Fn() -> Result<usize, crate::app::AppError> + Send + Sync>;
+/// Recompiles and swaps the dialplans; returns how many are loaded, or why the running
+/// plans stay (the message is the API's answer, e.g. every `FILE:LINE` problem).
+pub type ReloadFn =
+    Arc<dyn Fn() -> Result<usize, Box<dyn std::error::Error + Send + Sync>> + Send + Sync>;
 
 /// The OpenAPI document served at `/openapi.json` (and checked against [`routes`]).
 pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");

@@ -1206,8 +1206,7 @@ pub(crate) mod tests {
     }
 
     fn expectations() -> BTreeMap<String, Expect> {
-        let path =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/rfc4475/expected.toml");
+        let path = corpus_dir().join("expected.toml");
         let table: toml::Table = std::fs::read_to_string(path).unwrap().parse().unwrap();
         table
             .into_iter()
