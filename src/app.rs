@@ -8,14 +8,15 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::{self, Clock, SystemClock};
+use crate::api;
 use crate::call::actions::{self, ProgramActions};
 use crate::call::outbound::SipPlacer;
 use crate::call::ports::RtpPorts;
 use crate::call::router::SharedDialplans;
 use crate::call::{CallContext, CallLog, router};
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
-use crate::dialer::runtime::{Dialer, DialerConfig, DialerHandle, system_clock};
+use crate::dialer::runtime::{Dialer, DialerConfig, DialerHandle};
 use crate::media::MediaWorkers;
 use crate::sip::transport::{self, Census, SipHandle};
 use crate::store::{Store, StoreError};
@@ -102,10 +103,7 @@ impl App {
 
     /// Like [`App::start`], with the clock the API decides leases and dates by (tests
     /// set the time instead of sleeping).
-    pub async fn start_with_clock(
-        settings: Settings,
-        clock: Arc<dyn Clock>,
-    ) -> Result<App, AppError> {
+    pub async fn start_with_clock(settings: Settings, clock: SharedClock) -> Result<App, AppError> {
         let (prompts, dialplans, report) = check(&settings)?;
         tracing::info!(prompts = report.prompts, dialplans = report.dialplans,
             numbers = ?report.numbers, "prompts and dialplans loaded");
@@ -239,7 +237,7 @@ impl App {
                 call_id_host: advertised_ip.to_string(),
             };
             tracing::info!(instance = %cfg.instance, "campaign dialer starting");
-            let (dialer, ends) = Dialer::new(store.clone(), placer, cfg, system_clock());
+            let (dialer, ends) = Dialer::new(store.clone(), placer, cfg, clock.clone());
             dialer.recover().await?;
             Some(dialer.spawn(ends))
         } else {

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod app;
 pub mod call;
+pub mod clock;
 pub mod config;
 pub mod dialer;
 pub mod media;

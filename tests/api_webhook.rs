@@ -19,8 +19,8 @@ use common_api::{Api, Db};
 use hmac::{Hmac, KeyInit, Mac};
 use jiff::SignedDuration;
 use sha2::Sha256;
-use tongdai::api::ManualClock;
 use tongdai::app::App;
+use tongdai::clock::ManualClock;
 
 const SECRET: &str = "vinmec-shared-secret-2021";
 

@@ -30,7 +30,6 @@
 
 pub mod auth;
 pub mod campaigns;
-pub mod clock;
 pub mod dnc;
 pub mod error;
 pub mod export;
@@ -57,10 +56,10 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 pub use auth::{Caller, Role, hash_token, new_token};
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::ApiError;
 
 use crate::call::{CallLog, CallRecord};
+use crate::clock::SharedClock;
 use crate::config::ApiSettings;
 use crate::metrics::{Metrics, Observed};
 use crate::sip::transport::SipHandle;
@@ -93,7 +92,7 @@ pub struct ApiContext {
     /// How far behind its frame slots RTP is sent (`MediaWorkers::send_lag`).
     pub media_lag: Arc<dyn Fn() -> Duration + Send + Sync>,
     pub metrics: Arc<Metrics>,
-    pub clock: Arc<dyn Clock>,
+    pub clock: SharedClock,
     pub settings: ApiSettings,
     pub shutdown: CancellationToken,
 }
@@ -113,7 +112,7 @@ pub struct Inner {
     pub outbound_line: Option<String>,
     pub media_lag: Arc<dyn Fn() -> Duration + Send + Sync>,
     pub metrics: Arc<Metrics>,
-    pub clock: Arc<dyn Clock>,
+    pub clock: SharedClock,
     pub settings: ApiSettings,
     pub shutdown: CancellationToken,
     pub tokens: auth::Tokens,

@@ -15,7 +15,7 @@
 //! hold for the INVITEs as the trunk sees them (see `Pacer::with_guard`); and the
 //! database sees at most one dialer write at a time, however many calls are up.
 //!
-//! The clock is injected ([`Clock`]): the service uses the system clocks; the tests drive
+//! The clock is injected ([`crate::clock::Clock`]): the service uses the system clocks; the tests drive
 //! [`Dialer::sync`], [`Dialer::step`] and [`Dialer::call_ended`] on a virtual clock with
 //! a real store.
 
@@ -23,10 +23,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jiff::Timestamp;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::SharedClock;
 use crate::store::{
     AttemptEnd, ClaimHold, ClaimRequest, ClaimedAttempt, RecoveredAttempt, Store, StoreError,
 };
@@ -36,14 +36,6 @@ use tongdai_domain::dialer::scheduler::{
     CampaignInfo, Hold, Next, NotPlaced, Scheduler, SchedulerConfig,
 };
 use tongdai_domain::program::ProgramConfig;
-
-/// Both clocks at once: monotonic for pacing, wall for due times and windows.
-pub type Clock = Arc<dyn Fn() -> (Instant, Timestamp) + Send + Sync>;
-
-/// The system clocks (tokio's `Instant`, so paused-time tests of callers still work).
-pub fn system_clock() -> Clock {
-    Arc::new(|| (tokio::time::Instant::now().into_std(), Timestamp::now()))
-}
 
 /// How the runtime runs.
 #[derive(Clone, Debug)]
@@ -105,7 +97,7 @@ pub struct Dialer<P: Placer> {
     placer: P,
     sched: Scheduler,
     cfg: DialerConfig,
-    clock: Clock,
+    clock: SharedClock,
     ends_tx: mpsc::UnboundedSender<CallEnd>,
 }
 
@@ -137,7 +129,7 @@ impl<P: Placer + 'static> Dialer<P> {
         store: Store,
         placer: P,
         cfg: DialerConfig,
-        clock: Clock,
+        clock: SharedClock,
     ) -> (Dialer<P>, mpsc::UnboundedReceiver<CallEnd>) {
         let (ends_tx, ends_rx) = mpsc::unbounded_channel();
         let sched = Scheduler::new(cfg.scheduler);
@@ -157,7 +149,7 @@ impl<P: Placer + 'static> Dialer<P> {
     /// At start-up, before the first claim: resolves the attempts this instance left
     /// `dialing` (crash, `kill -9`) and clears the holds it had reported.
     pub async fn recover(&self) -> Result<Vec<RecoveredAttempt>, StoreError> {
-        let (_, ts) = (self.clock)();
+        let ts = self.clock.now();
         let recovered = self.store.recover_dialing(&self.cfg.instance, ts).await?;
         if !recovered.is_empty() {
             tracing::warn!(
@@ -181,7 +173,7 @@ impl<P: Placer + 'static> Dialer<P> {
 
     /// Reads the campaigns table into the scheduler.
     pub async fn sync(&mut self) -> Result<(), StoreError> {
-        let (_, ts) = (self.clock)();
+        let ts = self.clock.now();
         let rows = self.store.campaigns().await?;
         let infos: Vec<CampaignInfo> = rows
             .into_iter()
@@ -202,7 +194,7 @@ impl<P: Placer + 'static> Dialer<P> {
         self.sched.set_trunk(self.placer.trunk_hold());
         self.sched.set_active_calls(self.placer.active_calls());
         loop {
-            let (now, ts) = (self.clock)();
+            let (now, ts) = (self.clock.monotonic(), self.clock.now());
             match self.sched.next(now, ts) {
                 Next::Claim { campaign_id } => self.claim_one(campaign_id).await,
                 Next::Wait { until } => {
@@ -214,7 +206,7 @@ impl<P: Placer + 'static> Dialer<P> {
     }
 
     async fn claim_one(&mut self, campaign_id: i64) {
-        let (_, ts) = (self.clock)();
+        let ts = self.clock.now();
         let host = self.cfg.call_id_host.clone();
         let request = ClaimRequest {
             campaign_id,
@@ -266,7 +258,7 @@ impl<P: Placer + 'static> Dialer<P> {
             Ok(p) => p,
             Err(why) => return self.not_placed(&attempt, why).await,
         };
-        let (_, ts) = (self.clock)();
+        let ts = self.clock.now();
         match self.store.attempt_started(attempt.attempt_id, ts).await {
             Ok(true) => {}
             Ok(false) => {
@@ -289,7 +281,7 @@ impl<P: Placer + 'static> Dialer<P> {
             callee = %mask_number(&attempt.msisdn), "dialling");
         match self.placer.dial(prepared, self.ends_tx.clone()).await {
             Ok(()) => {
-                let (now, _) = (self.clock)();
+                let now = self.clock.monotonic();
                 self.sched.started(campaign_id, attempt.attempt_id, now);
             }
             Err(why) => self.not_placed(&attempt, why).await,
@@ -297,7 +289,7 @@ impl<P: Placer + 'static> Dialer<P> {
     }
 
     async fn not_placed(&mut self, attempt: &ClaimedAttempt, why: NotPlaced) {
-        let (_, ts) = (self.clock)();
+        let ts = self.clock.now();
         if why == NotPlaced::Invalid {
             // A number SIP cannot even address: never dialled again.
             let end = AttemptEnd {
@@ -363,7 +355,7 @@ impl<P: Placer + 'static> Dialer<P> {
                 tracing::error!(attempt = call.attempt_id, error = %e, "finish_attempt failed");
             }
         }
-        let (_, ts) = (self.clock)();
+        let ts = self.clock.now();
         for attempt in decision.refund {
             match self.store.refund_attempt(attempt, ts).await {
                 Ok(Some(RetryDecision::Retry { not_before })) => {
@@ -376,7 +368,7 @@ impl<P: Placer + 'static> Dialer<P> {
     }
 
     async fn report_holds(&mut self) {
-        let (_, ts) = (self.clock)();
+        let ts = self.clock.now();
         for (campaign_id, hold) in self.sched.poll_hold_changes() {
             match &hold {
                 Some(h) => tracing::warn!(campaign = campaign_id, hold = %h, "campaign held"),
@@ -401,9 +393,9 @@ impl<P: Placer + 'static> Dialer<P> {
         mut ends: mpsc::UnboundedReceiver<CallEnd>,
         stop: CancellationToken,
     ) {
-        let mut next_sync = (self.clock)().0;
+        let mut next_sync = self.clock.monotonic();
         loop {
-            let (now, _) = (self.clock)();
+            let now = self.clock.monotonic();
             if now >= next_sync && !self.sched.is_draining() {
                 if let Err(e) = self.sync().await {
                     tracing::error!(error = %e, "reading the campaigns failed");
@@ -415,8 +407,11 @@ impl<P: Placer + 'static> Dialer<P> {
                 break;
             }
             let until = wake.map_or(next_sync, |w| w.min(next_sync));
+            // A wait measured on the injected clock: a clock that stands still (a test's)
+            // makes the dialer wait a poll interval at a time, never spin.
+            let wait = until.saturating_duration_since(self.clock.monotonic());
             tokio::select! {
-                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(until)) => {}
+                _ = tokio::time::sleep(wait) => {}
                 Some(end) = ends.recv() => {
                     self.call_ended(end).await;
                     while let Ok(end) = ends.try_recv() {

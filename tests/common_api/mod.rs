@@ -14,8 +14,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use jiff::Timestamp;
 use serde_json::Value;
-use tongdai::api::{ManualClock, Role, hash_token};
+use tongdai::api::{Role, hash_token};
 use tongdai::app::App;
+use tongdai::clock::ManualClock;
 
 use crate::common::{self, Service};
 use crate::common_store;
@@ -160,7 +161,7 @@ impl Api {
     }
 
     pub fn now(&self) -> Timestamp {
-        use tongdai::api::Clock;
+        use tongdai::clock::Clock;
         self.clock.now()
     }
 

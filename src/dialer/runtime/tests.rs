@@ -8,10 +8,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
+use jiff::Timestamp;
 use jiff::civil::date;
 use jiff::tz::TimeZone;
 
 use super::*;
+use crate::clock::{Clock, ManualClock};
 use crate::store::{ContactEnd, FlowOutcome};
 use tongdai_domain::dialer::{CallingWindow, CampaignKind, CampaignPolicy, CampaignState, Day};
 
@@ -29,31 +31,6 @@ fn vn_in(month: i8, d: i8, h: i8, mi: i8) -> Timestamp {
 fn local(t: Timestamp) -> jiff::civil::DateTime {
     t.to_zoned_datetime(TimeZone::fixed(jiff::tz::offset(7)))
         .datetime()
-}
-
-/// The virtual clock: both clocks move together, only when the test says.
-#[derive(Clone)]
-struct VClock(Arc<Mutex<(Instant, Timestamp)>>);
-
-impl VClock {
-    fn new(ts: Timestamp) -> VClock {
-        VClock(Arc::new(Mutex::new((Instant::now(), ts))))
-    }
-    fn now(&self) -> (Instant, Timestamp) {
-        *self.0.lock().unwrap()
-    }
-    fn advance_to(&self, at: Instant) {
-        let mut g = self.0.lock().unwrap();
-        if at > g.0 {
-            let d = at - g.0;
-            g.0 = at;
-            g.1 += jiff::SignedDuration::try_from(d).unwrap();
-        }
-    }
-    fn clock(&self) -> Clock {
-        let me = self.clone();
-        Arc::new(move || me.now())
-    }
 }
 
 /// What the scripted subscriber does on the n-th call (last entry repeats).
@@ -112,7 +89,7 @@ impl Placer for FakePlacer {
 struct Sim {
     dialer: Dialer<FakePlacer>,
     world: Arc<Mutex<World>>,
-    clock: VClock,
+    clock: Arc<ManualClock>,
     store: Store,
     script: HashMap<String, Vec<Act>>,
     /// Scripted ends: (when, end).
@@ -127,7 +104,7 @@ impl Sim {
         let store = Store::connect(&format!("sqlite://{}/t.db", dir.path().display()))
             .await
             .unwrap();
-        let clock = VClock::new(start);
+        let clock = Arc::new(ManualClock::new(start));
         let world = Arc::new(Mutex::new(World::default()));
         let cfg = DialerConfig {
             instance: "sim".into(),
@@ -140,7 +117,7 @@ impl Sim {
             call_id_host: "test".into(),
         };
         let (dialer, _ends) =
-            Dialer::new(store.clone(), FakePlacer(world.clone()), cfg, clock.clock());
+            Dialer::new(store.clone(), FakePlacer(world.clone()), cfg, clock.clone());
         Sim {
             dialer,
             world,
@@ -155,7 +132,7 @@ impl Sim {
 
     /// An invitation campaign over these numbers (`0903xxxxxx` suffixes), started.
     async fn campaign(&mut self, name: &str, numbers: &[&str], policy: CampaignPolicy) -> i64 {
-        let (_, ts) = self.clock.now();
+        let ts = self.clock.now();
         for n in numbers {
             self.store
                 .upsert_subscriber(&tongdai_domain::program::Subscriber {
@@ -186,7 +163,7 @@ impl Sim {
     /// Turns the calls placed since the last look into scripted ends.
     async fn script_placed(&mut self) {
         let placed: Vec<ClaimedAttempt> = std::mem::take(&mut self.world.lock().unwrap().placed);
-        let (now, ts) = self.clock.now();
+        let (now, ts) = (self.clock.monotonic(), self.clock.now());
         for a in placed {
             self.world.lock().unwrap().dials.push((
                 ts,
@@ -241,7 +218,7 @@ impl Sim {
         loop {
             let wake = self.dialer.step().await;
             self.script_placed().await;
-            let (now, ts) = self.clock.now();
+            let (now, ts) = (self.clock.monotonic(), self.clock.now());
             let stop = now + Duration::try_from(ts.duration_until(until)).unwrap_or_default();
             self.ends.sort_by_key(|e| e.0);
             let next_end = self.ends.first().map(|e| e.0);
