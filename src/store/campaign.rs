@@ -230,7 +230,8 @@ impl Store {
     /// Creates a draft invitation campaign whose contacts are the target list's
     /// subscribers who are eligible by the program's rules (`program::eligibility`: SMS
     /// list, postpaid, minimum charge), hold no registration and are not on the
-    /// do-not-call list — read in the same transaction that writes the contacts.
+    /// do-not-call list (`campaign::invitation_exclusion`) — read in the same
+    /// transaction that writes the contacts.
     pub async fn create_invitation_campaign(
         &self,
         name: &str,
@@ -620,10 +621,22 @@ impl Store {
                         .fetch_optional(&mut *tx)
                         .await?;
                 let places_taken = u64::try_from(used.unwrap_or(0)).unwrap_or(0);
-                let hold = claim_hold(campaign.state, campaign.kind, policy, req.program, places_taken, now)
-                    .map_err(|e| StoreError::InvalidRequest(e.to_string()))?;
+                let hold = claim_hold(
+                    campaign.state,
+                    campaign.kind,
+                    policy,
+                    req.program,
+                    places_taken,
+                    now,
+                )
+                .map_err(|e| StoreError::InvalidRequest(e.to_string()))?;
                 if let Some(hold) = hold {
-                    return Ok(Step::Rollback(Claims { attempts: Vec::new(), held: Some(hold), next_due, skipped: 0 }));
+                    return Ok(Step::Rollback(Claims {
+                        attempts: Vec::new(),
+                        held: Some(hold),
+                        next_due,
+                        skipped: 0,
+                    }));
                 }
 
                 let mut claims = Claims::default();
@@ -645,9 +658,14 @@ impl Store {
                         let registration = c
                             .reg_status
                             .as_deref()
-                            .map(|s| s.parse::<Status>().map_err(|e| super::error::corrupt("registrations", "status", e)))
+                            .map(|s| {
+                                s.parse::<Status>().map_err(|e| {
+                                    super::error::corrupt("registrations", "status", e)
+                                })
+                            })
                             .transpose()?;
-                        if let Some(end) = closed_at_claim(campaign.kind, c.dnc.is_some(), registration) {
+                        let closed = closed_at_claim(campaign.kind, c.dnc.is_some(), registration);
+                        if let Some(end) = closed {
                             sqlx::query(MARK_CONTACT_DONE)
                                 .bind(end.as_str())
                                 .bind(&now_db)
@@ -789,13 +807,14 @@ impl Store {
 
     // ---- finishing -------------------------------------------------------------------
 
-    /// Records how an attempt ended and moves its contact on, in one transaction:
-    /// the raw SIP code, Reason, disposition and the flow's outcome (recorded on the
-    /// attempt by the dialplan's actions; a survey with answers but no completion is
-    /// `survey_partial`) on the attempt; `dialer::next_attempt` on the contact (retry
-    /// `not_before` inside a calling window and the charged count, or done); an opt-out
-    /// onto the do-not-call list. Busy/congested finals while the pacer throttles, and
-    /// our own CANCEL, are retried uncharged (at most `MAX_UNCHARGED_RETRIES` times).
+    /// Records how an attempt ended and moves its contact on, in one transaction, as
+    /// `tongdai_domain::campaign::finish` decides: the raw SIP code, Reason,
+    /// disposition and the flow's outcome (recorded on the attempt by the dialplan's
+    /// actions; a survey with answers but no completion is `survey_partial`) on the
+    /// attempt; the retry decision on the contact (retry `not_before` inside a calling
+    /// window and the charged count, or done); an opt-out onto the do-not-call list.
+    /// Busy/congested finals while the pacer throttles, and our own CANCEL, are retried
+    /// uncharged (at most `MAX_UNCHARGED_RETRIES` times).
     ///
     /// [`StoreError::AttemptNotDialing`] if the attempt was already finished or
     /// released (e.g. resolved by recovery): nothing is changed.
@@ -871,8 +890,22 @@ impl Store {
                 .bind(attempt_id)
                 .fetch_one(&mut *tx)
                 .await?;
-                let Finish { outcome, decision, charged, contact: update, attempts_charged, uncharged, do_not_call } =
-                    finish(campaign.kind, &campaign.policy, &tally(&contact), &facts(&attempt), answers > 0, end);
+                let Finish {
+                    outcome,
+                    decision,
+                    charged,
+                    contact: update,
+                    attempts_charged,
+                    uncharged,
+                    do_not_call,
+                } = finish(
+                    campaign.kind,
+                    &campaign.policy,
+                    &tally(&contact),
+                    &facts(&attempt),
+                    answers > 0,
+                    end,
+                );
 
                 sqlx::query(
                     "UPDATE campaign_attempts SET answered_at = COALESCE($1, answered_at), \
@@ -966,7 +999,8 @@ impl Store {
     /// the start of a trunk-throttling burst (the pacer tells: see `dialer::pacer`):
     /// the contact gets an uncharged retry after `retry.throttled` instead. Only for
     /// the contact's latest attempt, while it is waiting (or done for max attempts) and
-    /// has uncharged retries left; `None` when not eligible.
+    /// has uncharged retries left (`tongdai_domain::campaign::refund`); `None` when not
+    /// eligible.
     pub async fn refund_attempt(
         &self,
         attempt_id: i64,
@@ -1004,7 +1038,13 @@ impl Store {
                         .fetch_one(&mut *tx)
                         .await?,
                     )?;
-                    let decision = refund(&facts(&attempt), &tally(&contact), campaign.state, now, &campaign.policy);
+                    let decision = refund(
+                        &facts(&attempt),
+                        &tally(&contact),
+                        campaign.state,
+                        now,
+                        &campaign.policy,
+                    );
                     let Some(decision) = decision else {
                         return Ok(Step::Rollback(None));
                     };

@@ -664,7 +664,9 @@ impl Store {
                     let (item, version) = raw.into_item()?;
                     // An entry that is waiting but cannot be claimed (a hand-edited
                     // database) is skipped rather than failing the whole claim.
-                    let Ok(transition) = decide(&rule_view(&item), &action, actor, now) else { continue };
+                    let Ok(transition) = decide(&rule_view(&item), &action, actor, now) else {
+                        continue;
+                    };
                     if !write_transition!(tx, &item, version, &transition, &now_db)? {
                         continue;
                     }

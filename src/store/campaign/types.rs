@@ -26,7 +26,7 @@ use tongdai_domain::string_enum;
 /// (`tongdai_domain::campaign`); the store persists them by name.
 pub use tongdai_domain::campaign::{
     AttemptEnd, AttemptStatus, CallLaterRequest, ClaimHold, ContactEnd, ContactState, FlowOutcome,
-    Resolution,
+    Resolution, SurveyQuestion,
 };
 
 /// A "call me later" request as stored: `after:<seconds>` or `tomorrow`.
@@ -56,29 +56,6 @@ string_enum! {
         Import = "import",
         /// A supervisor added it (the customer asked customer care).
         Supervisor = "supervisor",
-    }
-}
-
-string_enum! {
-    /// The satisfaction survey's questions (dialplans/survey.toml).
-    SurveyQuestion, "survey question" {
-        /// Satisfaction with the consultation, 1 (very dissatisfied) – 5 (very satisfied).
-        Satisfaction = "satisfaction",
-        /// Did the doctor resolve the question: 1 yes, 2 no (stored as pressed).
-        Resolved = "resolved",
-        /// Would recommend the program, 1 – 5 (5 = certainly). See ARCHITECTURE.md for
-        /// why 1–5 rather than 0–10.
-        Recommend = "recommend",
-    }
-}
-
-impl SurveyQuestion {
-    /// The values a subscriber can give.
-    pub fn accepts(self, value: u8) -> bool {
-        match self {
-            SurveyQuestion::Satisfaction | SurveyQuestion::Recommend => (1..=5).contains(&value),
-            SurveyQuestion::Resolved => value == 1 || value == 2,
-        }
     }
 }
 

@@ -17,13 +17,15 @@
 //!   ([`CallLaterRequest`], [`call_later_at`]).
 //! - [`claim`] — creating ([`invitation_exclusion`], [`survey_exclusion`]) and claiming
 //!   ([`claim_hold`], [`closed_at_claim`]).
-//! - [`finish`] — an attempt's end ([`charge`], [`finish()`]), refunds ([`refund`]),
+//! - [`survey`] — the satisfaction survey's questions and the answers they accept.
+//! - [`ending`] — an attempt's end ([`charge`], [`finish()`]), refunds ([`refund`]),
 //!   restart recovery ([`recover`]), the next due time ([`next_due`]).
 
 pub mod claim;
 pub mod contact;
-pub mod finish;
+pub mod ending;
 pub mod outcome;
+pub mod survey;
 
 #[cfg(test)]
 mod tests;
@@ -34,8 +36,9 @@ pub use claim::{
 pub use contact::{
     AttemptEnd, AttemptFacts, AttemptStatus, ContactEnd, ContactState, ContactTally, Resolution,
 };
-pub use finish::{
+pub use ending::{
     Charge, ContactUpdate, Finish, RecordedCall, Recovery, charge, finish, next_due, recover,
     refund,
 };
 pub use outcome::{CallLaterRequest, FlowOutcome, call_later_at};
+pub use survey::SurveyQuestion;
