@@ -244,31 +244,97 @@ fn transition(from: Status, to: Status) -> Result<Status, Refusal> {
 }
 
 /// Decides `action` by `actor` on `state` at `now`: what to write, or why not. Every
-/// rule of the table in the module docs lives here.
+/// rule of the table in the module docs lives here and in the per-action functions it
+/// calls.
 pub fn decide(
     state: &QueueState,
     action: &QueueAction,
     actor: &str,
     now: Timestamp,
 ) -> Result<Transition, Refusal> {
-    let from = state.status;
+    let seen = Seen::new(state, action, actor, now);
     let mut entry = state.entry.clone();
-    let queue = effective(&entry, now);
-    let held_by_me = queue == QueueStatus::Claimed && entry.claimed_by.as_deref() == Some(actor);
-    let wrong = || {
-        Refusal::Queue(QueueRefusal::WrongState {
-            action: action.name(),
-            status: from,
-            queue,
-        })
+    let to = match action {
+        QueueAction::Claim { lease } => claim(&seen, &mut entry, *lease, now)?,
+        QueueAction::Renew { lease } => {
+            seen.need_lease()?;
+            entry.lease_until = Some(lease_end(now, *lease)?);
+            seen.from
+        }
+        QueueAction::Release => {
+            seen.need_lease()?;
+            release(&mut entry, QueueStatus::Waiting);
+            seen.from
+        }
+        QueueAction::Prescreen {
+            need,
+            routed_specialty,
+        } => {
+            seen.need_lease()?;
+            if seen.from != Status::SentToVinmec {
+                return Err(seen.wrong_state());
+            }
+            entry.prescreen_note = Some(need.clone());
+            entry.routed_specialty = Some(*routed_specialty);
+            seen.from
+        }
+        QueueAction::Book(booking) => book(&seen, &mut entry, booking)?,
+        QueueAction::Unreachable { .. } => unreachable(&seen, &mut entry)?,
+        QueueAction::Consulted { report } => consulted(&seen, &mut entry, report, now)?,
+        QueueAction::Cancel { .. } => cancel(&seen, &mut entry)?,
     };
-    // The lease a change needs: mine and live; someone else's live one refuses; a lapsed
-    // one of mine says so (the entry may already be someone else's next).
-    let need_lease = |entry: &QueueEntry| -> Result<(), Refusal> {
-        if held_by_me {
+    let event = QueueEvent {
+        action: action.name(),
+        actor: format!("vinmec:{actor}"),
+        detail: event_detail(action, &entry),
+    };
+    Ok(Transition { to, entry, event })
+}
+
+/// The state as `actor` finds it at `now`: what every rule reads.
+struct Seen<'a> {
+    action: &'a QueueAction,
+    actor: &'a str,
+    /// The registration's status.
+    from: Status,
+    /// The entry as stored.
+    entry: &'a QueueEntry,
+    /// The entry's status now ([`effective`]).
+    queue: QueueStatus,
+    /// `actor` holds a live lease on the entry.
+    held_by_me: bool,
+}
+
+impl<'a> Seen<'a> {
+    fn new(state: &'a QueueState, action: &'a QueueAction, actor: &'a str, now: Timestamp) -> Self {
+        let queue = effective(&state.entry, now);
+        Seen {
+            action,
+            actor,
+            from: state.status,
+            entry: &state.entry,
+            queue,
+            held_by_me: queue == QueueStatus::Claimed
+                && state.entry.claimed_by.as_deref() == Some(actor),
+        }
+    }
+
+    fn wrong_state(&self) -> Refusal {
+        Refusal::Queue(QueueRefusal::WrongState {
+            action: self.action.name(),
+            status: self.from,
+            queue: self.queue,
+        })
+    }
+
+    /// The lease a change needs: mine and live; someone else's live one refuses; a
+    /// lapsed one of mine says so (the entry may already be someone else's next).
+    fn need_lease(&self) -> Result<(), Refusal> {
+        if self.held_by_me {
             return Ok(());
         }
-        match (queue, &entry.claimed_by, entry.lease_until) {
+        let e = self.entry;
+        match (self.queue, &e.claimed_by, e.lease_until) {
             (QueueStatus::Claimed, Some(holder), Some(until)) => {
                 Err(Refusal::Queue(QueueRefusal::LeaseHeld {
                     holder: holder.clone(),
@@ -276,121 +342,122 @@ pub fn decide(
                 }))
             }
             (QueueStatus::Waiting, Some(holder), Some(until))
-                if entry.status == QueueStatus::Claimed && holder == actor =>
+                if e.status == QueueStatus::Claimed && holder == self.actor =>
             {
                 Err(Refusal::Queue(QueueRefusal::LeaseExpired { until }))
             }
             _ => Err(Refusal::Queue(QueueRefusal::LeaseNotHeld {
-                action: action.name(),
+                action: self.action.name(),
             })),
         }
+    }
+}
+
+/// Nobody holds the entry any more; it is `to`.
+fn release(entry: &mut QueueEntry, to: QueueStatus) {
+    entry.status = to;
+    entry.claimed_by = None;
+    entry.lease_until = None;
+}
+
+/// Claim: a waiting entry (or one whose lease lapsed, or mine already) of a
+/// registration Vinmec still has to call.
+fn claim(
+    seen: &Seen<'_>,
+    entry: &mut QueueEntry,
+    lease: Duration,
+    now: Timestamp,
+) -> Result<Status, Refusal> {
+    match seen.queue {
+        QueueStatus::Waiting => {}
+        QueueStatus::Claimed if seen.held_by_me => {}
+        QueueStatus::Claimed => seen.need_lease()?,
+        QueueStatus::Done | QueueStatus::Cancelled => return Err(seen.wrong_state()),
+    }
+    let to = match seen.from {
+        Status::Registered | Status::Unreachable | Status::SentToVinmec => {
+            transition(seen.from, Status::SentToVinmec)?
+        }
+        _ => return Err(seen.wrong_state()),
     };
-    let release = |entry: &mut QueueEntry, to: QueueStatus| {
-        entry.status = to;
-        entry.claimed_by = None;
-        entry.lease_until = None;
-    };
-    let to = match action {
-        QueueAction::Claim { lease } => {
-            match queue {
-                QueueStatus::Waiting => {}
-                QueueStatus::Claimed if held_by_me => {}
-                QueueStatus::Claimed => {
-                    need_lease(&entry)?;
-                }
-                QueueStatus::Done | QueueStatus::Cancelled => return Err(wrong()),
+    entry.status = QueueStatus::Claimed;
+    entry.claimed_by = Some(seen.actor.to_owned());
+    entry.lease_until = Some(lease_end(now, lease)?);
+    Ok(to)
+}
+
+/// Book: under my lease, after the pre-screening; or a reschedule of a booked entry,
+/// which nobody holds. Either way the entry is done.
+fn book(seen: &Seen<'_>, entry: &mut QueueEntry, b: &Booking) -> Result<Status, Refusal> {
+    let to = match seen.from {
+        Status::AppointmentBooked if seen.queue == QueueStatus::Done => seen.from,
+        _ => {
+            seen.need_lease()?;
+            if entry.routed_specialty.is_none() {
+                return Err(Refusal::Queue(QueueRefusal::PrescreenRequired));
             }
-            let to = match from {
-                Status::Registered | Status::Unreachable | Status::SentToVinmec => {
-                    transition(from, Status::SentToVinmec)?
-                }
-                _ => return Err(wrong()),
-            };
-            entry.status = QueueStatus::Claimed;
-            entry.claimed_by = Some(actor.to_owned());
-            entry.lease_until = Some(lease_end(now, *lease)?);
-            to
-        }
-        QueueAction::Renew { lease } => {
-            need_lease(&entry)?;
-            entry.lease_until = Some(lease_end(now, *lease)?);
-            from
-        }
-        QueueAction::Release => {
-            need_lease(&entry)?;
-            release(&mut entry, QueueStatus::Waiting);
-            from
-        }
-        QueueAction::Prescreen {
-            need,
-            routed_specialty,
-        } => {
-            need_lease(&entry)?;
-            if from != Status::SentToVinmec {
-                return Err(wrong());
-            }
-            entry.prescreen_note = Some(need.clone());
-            entry.routed_specialty = Some(*routed_specialty);
-            from
-        }
-        QueueAction::Book(b) => {
-            let to = match from {
-                // A reschedule: the entry is done, nobody holds it.
-                Status::AppointmentBooked if queue == QueueStatus::Done => from,
-                _ => {
-                    need_lease(&entry)?;
-                    if entry.routed_specialty.is_none() {
-                        return Err(Refusal::Queue(QueueRefusal::PrescreenRequired));
-                    }
-                    transition(from, Status::AppointmentBooked)?
-                }
-            };
-            entry.appointment_at = Some(b.at);
-            entry.appointment_minutes = Some(b.minutes);
-            entry.appointment_method = Some(b.method);
-            entry.video_reason = b.video_reason.clone();
-            release(&mut entry, QueueStatus::Done);
-            to
-        }
-        QueueAction::Unreachable { .. } => {
-            // A missed appointment needs no lease (the entry is done); a first call does.
-            if !(from == Status::AppointmentBooked && queue == QueueStatus::Done) {
-                need_lease(&entry)?;
-            }
-            let to = transition(from, Status::Unreachable)?;
-            entry.unreachable_count += 1;
-            release(&mut entry, QueueStatus::Waiting);
-            to
-        }
-        QueueAction::Consulted { report } => {
-            let to = transition(from, Status::Consulted)?;
-            if from == Status::Consulted {
-                // Recording it twice is not a change (the transition above allows
-                // from == to for the other actions' sake).
-                return Err(Refusal::InvalidTransition {
-                    from,
-                    to: Status::Consulted,
-                });
-            }
-            entry.consultation_report = Some(report.clone());
-            entry.consulted_at = Some(now);
-            to
-        }
-        QueueAction::Cancel { .. } => {
-            if queue == QueueStatus::Claimed && !held_by_me {
-                need_lease(&entry)?;
-            }
-            if !can_transition(from, Status::Cancelled) {
-                return Err(Refusal::InvalidTransition {
-                    from,
-                    to: Status::Cancelled,
-                });
-            }
-            release(&mut entry, QueueStatus::Cancelled);
-            Status::Cancelled
+            transition(seen.from, Status::AppointmentBooked)?
         }
     };
-    let detail = match action {
+    entry.appointment_at = Some(b.at);
+    entry.appointment_minutes = Some(b.minutes);
+    entry.appointment_method = Some(b.method);
+    entry.video_reason = b.video_reason.clone();
+    release(entry, QueueStatus::Done);
+    Ok(to)
+}
+
+/// Unreachable: back to the waiting list for another try.
+fn unreachable(seen: &Seen<'_>, entry: &mut QueueEntry) -> Result<Status, Refusal> {
+    // A missed appointment needs no lease (the entry is done); a first call does.
+    if !(seen.from == Status::AppointmentBooked && seen.queue == QueueStatus::Done) {
+        seen.need_lease()?;
+    }
+    let to = transition(seen.from, Status::Unreachable)?;
+    entry.unreachable_count += 1;
+    release(entry, QueueStatus::Waiting);
+    Ok(to)
+}
+
+/// Consulted: the doctor's report, once, after a booking.
+fn consulted(
+    seen: &Seen<'_>,
+    entry: &mut QueueEntry,
+    report: &str,
+    now: Timestamp,
+) -> Result<Status, Refusal> {
+    let to = transition(seen.from, Status::Consulted)?;
+    if seen.from == Status::Consulted {
+        // Recording it twice is not a change (`transition` allows from == to for the
+        // other actions' sake).
+        return Err(Refusal::InvalidTransition {
+            from: seen.from,
+            to: Status::Consulted,
+        });
+    }
+    entry.consultation_report = Some(report.to_owned());
+    entry.consulted_at = Some(now);
+    Ok(to)
+}
+
+/// Cancel: whoever asks, unless another scheduler is on the phone with the customer.
+fn cancel(seen: &Seen<'_>, entry: &mut QueueEntry) -> Result<Status, Refusal> {
+    if seen.queue == QueueStatus::Claimed && !seen.held_by_me {
+        seen.need_lease()?;
+    }
+    if !can_transition(seen.from, Status::Cancelled) {
+        return Err(Refusal::InvalidTransition {
+            from: seen.from,
+            to: Status::Cancelled,
+        });
+    }
+    release(entry, QueueStatus::Cancelled);
+    Ok(Status::Cancelled)
+}
+
+/// What the history says about an action, from the entry it left.
+fn event_detail(action: &QueueAction, entry: &QueueEntry) -> EventDetail {
+    match action {
         QueueAction::Claim { .. } | QueueAction::Renew { .. } => {
             EventDetail::LeaseUntil(entry.lease_until)
         }
@@ -405,14 +472,5 @@ pub fn decide(
         },
         QueueAction::Unreachable { note } => EventDetail::Note(note.clone()),
         QueueAction::Cancel { reason } => EventDetail::Note(reason.clone()),
-    };
-    Ok(Transition {
-        to,
-        entry,
-        event: QueueEvent {
-            action: action.name(),
-            actor: format!("vinmec:{actor}"),
-            detail,
-        },
-    })
+    }
 }
