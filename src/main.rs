@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tongdai::app::{self, App};
+use tongdai::clock::{Clock, SystemClock};
 use tongdai::config::Settings;
 
 #[derive(Parser)]
@@ -137,7 +138,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .await
                     .context("opening the registration store")?;
                 let report = store
-                    .import_subscribers_csv(&file)
+                    .import_subscribers_csv(&file, SystemClock.now())
                     .await
                     .with_context(|| format!("importing {}", file.display()))?;
                 println!(

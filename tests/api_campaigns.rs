@@ -62,7 +62,7 @@ async fn seed_target_list(api: &Api, n: usize) -> Vec<String> {
     api.svc
         .app
         .store
-        .import_subscribers_csv(&path)
+        .import_subscribers_csv(&path, Timestamp::now())
         .await
         .expect("import");
     numbers

@@ -64,7 +64,10 @@ async fn seed_campaigns(store: &Store, dir: &std::path::Path) {
     }
     let path = dir.join("targets.csv");
     std::fs::write(&path, csv).expect("csv");
-    store.import_subscribers_csv(&path).await.expect("import");
+    store
+        .import_subscribers_csv(&path, Timestamp::now())
+        .await
+        .expect("import");
     let policy = |kind, dialplan: &str| CampaignPolicy {
         kind,
         dialplan: dialplan.into(),

@@ -87,7 +87,10 @@ async fn seed_eligible(store: &Store, dir: &Path, n: usize) -> Vec<String> {
     }
     let path = dir.join(format!("eligible-{n}.csv"));
     std::fs::write(&path, csv).expect("write csv");
-    store.import_subscribers_csv(&path).await.expect("import");
+    store
+        .import_subscribers_csv(&path, Timestamp::now())
+        .await
+        .expect("import");
     numbers
 }
 
@@ -144,7 +147,7 @@ fn registered(o: RegisterOutcome) -> tongdai::store::Registration {
 
 async fn invitation_contacts_follow_the_program_rules(db: &TestDb) {
     let s = &db.store;
-    s.import_subscribers_csv(Path::new(SAMPLE))
+    s.import_subscribers_csv(Path::new(SAMPLE), Timestamp::now())
         .await
         .expect("import");
     let cfg = ProgramConfig::default();

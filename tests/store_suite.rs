@@ -88,7 +88,10 @@ async fn seed_eligible(store: &Store, dir: &Path, n: usize) -> Vec<String> {
     }
     let path = dir.join("eligible.csv");
     std::fs::write(&path, csv).expect("write csv");
-    let report = store.import_subscribers_csv(&path).await.expect("import");
+    let report = store
+        .import_subscribers_csv(&path, Timestamp::now())
+        .await
+        .expect("import");
     assert_eq!(report.inserted, n);
     numbers
 }
@@ -151,7 +154,7 @@ async fn subscribers_round_trip(db: &TestDb) {
 
 async fn registers_group_one_and_feeds_vinmec_queue(db: &TestDb) {
     let s = &db.store;
-    s.import_subscribers_csv(Path::new(SAMPLE))
+    s.import_subscribers_csv(Path::new(SAMPLE), Timestamp::now())
         .await
         .expect("import sample");
     let cfg = ProgramConfig::default();
@@ -214,7 +217,7 @@ async fn registers_group_one_and_feeds_vinmec_queue(db: &TestDb) {
 
 async fn registration_outcomes(db: &TestDb) {
     let s = &db.store;
-    s.import_subscribers_csv(Path::new(SAMPLE))
+    s.import_subscribers_csv(Path::new(SAMPLE), Timestamp::now())
         .await
         .expect("import sample");
     let cfg = ProgramConfig::default();
@@ -555,7 +558,7 @@ async fn status_lifecycle_and_events(db: &TestDb) {
 async fn import_sample_then_reimport(db: &TestDb) {
     let s = &db.store;
     let report = s
-        .import_subscribers_csv(Path::new(SAMPLE))
+        .import_subscribers_csv(Path::new(SAMPLE), Timestamp::now())
         .await
         .expect("import");
     assert_eq!((report.rows, report.inserted, report.updated), (10, 10, 0));
@@ -581,7 +584,7 @@ async fn import_sample_then_reimport(db: &TestDb) {
         None
     );
     let report = s
-        .import_subscribers_csv(Path::new(SAMPLE))
+        .import_subscribers_csv(Path::new(SAMPLE), Timestamp::now())
         .await
         .expect("reimport");
     assert_eq!((report.rows, report.inserted, report.updated), (10, 0, 10));
@@ -590,7 +593,7 @@ async fn import_sample_then_reimport(db: &TestDb) {
 
 async fn import_rejects_bad_rows_and_writes_nothing(db: &TestDb) {
     let s = &db.store;
-    s.import_subscribers_csv(Path::new(SAMPLE))
+    s.import_subscribers_csv(Path::new(SAMPLE), Timestamp::now())
         .await
         .expect("import");
     let before = s.subscriber("0901000001").await.expect("read");
@@ -618,7 +621,7 @@ async fn import_rejects_bad_rows_and_writes_nothing(db: &TestDb) {
     for (i, (bad, line, needle)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("bad{i}.csv"));
         std::fs::write(&path, format!("{head}{good}{bad}")).expect("write");
-        match s.import_subscribers_csv(&path).await {
+        match s.import_subscribers_csv(&path, Timestamp::now()).await {
             Err(ImportError::Row { line: got, problem }) => {
                 assert_eq!(got, *line as u64, "{bad}: {problem}");
                 assert!(problem.contains(needle), "{bad}: {problem}");
@@ -635,11 +638,11 @@ async fn import_rejects_bad_rows_and_writes_nothing(db: &TestDb) {
     let path = dir.path().join("header.csv");
     std::fs::write(&path, "phone,plan\n0912000002,postpaid\n").expect("write");
     assert!(matches!(
-        s.import_subscribers_csv(&path).await,
+        s.import_subscribers_csv(&path, Timestamp::now()).await,
         Err(ImportError::Header { .. })
     ));
     assert!(matches!(
-        s.import_subscribers_csv(&dir.path().join("missing.csv"))
+        s.import_subscribers_csv(&dir.path().join("missing.csv"), Timestamp::now())
             .await,
         Err(ImportError::Io { .. })
     ));
@@ -661,7 +664,7 @@ async fn import_bom_and_diacritics(db: &TestDb) {
     }
     std::fs::write(&path, text).expect("write");
     let report = s
-        .import_subscribers_csv(&path)
+        .import_subscribers_csv(&path, Timestamp::now())
         .await
         .expect("BOM file imports");
     assert_eq!(report.inserted, 3);

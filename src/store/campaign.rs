@@ -1,8 +1,12 @@
 //! Outbound campaigns in the store: the persistent side of `crate::dialer`.
 //!
-//! The store is the source of truth for who is called, when, and what happened; the
-//! dialer's sans-IO pieces make the decisions (`dialer::next_attempt`, calling windows,
-//! `Disposition::from_sip`) and the runtime task (pacer + SIP) asks the store for work.
+//! The store is the source of truth for who is called, when, and what happened. It
+//! knows no rule: it reads the facts (the campaign, the contact, the attempt, the
+//! do-not-call list, the registrations, the program's counter), asks
+//! `tongdai_domain::campaign` (who is a contact, whether to claim, what an attempt's end
+//! means, refunds, recovery — on top of `tongdai_domain::dialer`'s retry rules and
+//! calling windows), and writes what was decided with its guards in SQL. The runtime
+//! task (pacer + SIP) asks the store for work.
 //!
 //! # Calling order for the dialer runtime
 //!
@@ -56,11 +60,10 @@ mod types;
 use std::collections::{BTreeMap, HashSet};
 
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
 
 use types::{
     ATTEMPT_COLUMNS, AttemptRaw, CAMPAIGN_COLUMNS, CONTACT_COLUMNS, CampaignRaw, ContactRaw,
-    kind_str, parse_state, policy_to_db, state_str,
+    call_later_to_db, kind_str, parse_state, policy_to_db, state_str,
 };
 pub use types::{
     AttemptEnd, AttemptRow, AttemptStatus, CallLaterRequest, CampaignHoldRow, CampaignLine,
@@ -73,14 +76,16 @@ pub use types::{
 use std::time::Duration;
 
 use super::error::{StoreError, is_retryable};
-use super::types::{CallRecordRow, SubscriberRaw};
+use super::types::SubscriberRaw;
 use super::{MAX_ATTEMPTS, Pools, REGISTRATIONS_COUNTER, Step, Store, time};
-use tongdai_domain::dialer::retry::{MAX_UNCHARGED_RETRIES, uncharged_retry};
-use tongdai_domain::dialer::{
-    CallOutcome, CampaignKind, CampaignPolicy, CampaignState, Disposition, RetryDecision,
-    is_allowed, next_allowed, next_attempt,
+use tongdai_domain::campaign::{
+    AttemptFacts, ContactTally, ContactUpdate, Finish, RecordedCall, Recovery, claim_hold,
+    closed_at_claim, finish, invitation_exclusion, next_due, recover, refund, survey_exclusion,
 };
-use tongdai_domain::program::{self, Eligibility, ProgramConfig, Status, Subscriber, Window};
+use tongdai_domain::dialer::{
+    CampaignKind, CampaignPolicy, CampaignState, Disposition, RetryDecision,
+};
+use tongdai_domain::program::{self, ProgramConfig, Status, Subscriber};
 
 /// What [`Store::claim_due`] needs to know.
 #[derive(Clone, Copy, Debug)]
@@ -171,64 +176,38 @@ fn count_u32(n: i64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// When a "call me later" asks for: relative to the end of the call. `Tomorrow` is the
-/// start of the next local day; the retry rules then move either into a calling window.
-fn call_later_at(
-    req: Option<CallLaterRequest>,
-    ended_at: Timestamp,
-    policy: &CampaignPolicy,
-) -> Option<Timestamp> {
-    match req? {
-        CallLaterRequest::After(d) => Some(ended_at.saturating_add(d).unwrap_or(Timestamp::MAX)),
-        CallLaterRequest::Tomorrow => {
-            let tz: TimeZone = policy.tz();
-            let tomorrow = ended_at
-                .to_zoned_datetime(tz.clone())
-                .date()
-                .tomorrow()
-                .ok()?;
-            tz.to_ambiguous_timestamp(tomorrow.to_datetime(jiff::civil::Time::midnight()))
-                .compatible()
-                .ok()
-        }
+/// What the campaign rules read of a contact row.
+fn tally(c: &ContactRow) -> ContactTally {
+    ContactTally {
+        state: c.state,
+        done_reason: c.done_reason,
+        dials: c.dials,
+        attempts_charged: c.attempts_charged,
+        uncharged: c.uncharged,
     }
 }
 
-/// The retry decision for a finished attempt, and whether it is charged: throttled
-/// busy/congested finals and our own CANCEL are uncharged (at most
-/// `MAX_UNCHARGED_RETRIES` times), everything else goes through `dialer::next_attempt`.
-pub(crate) fn decide(
-    contact: &ContactRow,
-    end: &AttemptEnd,
-    outcome: Option<CallOutcome>,
-    policy: &CampaignPolicy,
-) -> (RetryDecision, bool) {
-    let pressure = end.disposition.is_trunk_pressure();
-    let uncharged = ((pressure && end.throttled) || end.disposition == Disposition::Canceled)
-        && contact.uncharged < MAX_UNCHARGED_RETRIES
-        && outcome != Some(CallOutcome::OptOut);
-    if uncharged {
-        return (uncharged_retry(end.ended_at, policy), false);
+/// What the campaign rules read of an attempt row.
+fn facts(a: &AttemptRow) -> AttemptFacts {
+    AttemptFacts {
+        attempt_no: a.attempt_no,
+        status: a.status,
+        started_at: a.started_at,
+        answered_at: a.answered_at,
+        disposition: a.disposition,
+        outcome: a.outcome,
+        call_later: a.call_later,
+        charged: a.charged,
     }
-    // Our own CANCEL past the uncharged allowance counts like any failure.
-    let disposition = if end.disposition == Disposition::Canceled {
-        Disposition::Failed
-    } else {
-        end.disposition
-    };
-    (
-        next_attempt(
-            contact.attempts_charged + 1,
-            disposition,
-            outcome,
-            end.ended_at,
-            policy,
-        ),
-        true,
-    )
 }
 
-/// The earliest instant a waiting contact is due, moved into a calling window.
+/// A contact's update as its columns: state, `not_before`, `done_reason`.
+fn contact_columns(u: ContactUpdate) -> (ContactState, Option<String>, Option<ContactEnd>) {
+    (u.state, u.not_before.map(time::to_db), u.done_reason)
+}
+
+/// The earliest instant a waiting contact is due, moved into a calling window, from
+/// [`NEXT_DUE`]'s answer: `None` when no contact waits, `""` when one was never dialled.
 fn next_due_from(
     min_not_before: Option<String>,
     now: Timestamp,
@@ -237,12 +216,12 @@ fn next_due_from(
     let Some(text) = min_not_before else {
         return Ok(None);
     };
-    let at = if text.is_empty() {
-        now
+    let earliest = if text.is_empty() {
+        None
     } else {
-        time::from_db("campaign_contacts", "not_before", &text)?.max(now)
+        Some(time::from_db("campaign_contacts", "not_before", &text)?)
     };
-    Ok(next_allowed(at, policy))
+    Ok(next_due(earliest, now, policy))
 }
 
 impl Store {
@@ -251,7 +230,8 @@ impl Store {
     /// Creates a draft invitation campaign whose contacts are the target list's
     /// subscribers who are eligible by the program's rules (`program::eligibility`: SMS
     /// list, postpaid, minimum charge), hold no registration and are not on the
-    /// do-not-call list — read in the same transaction that writes the contacts.
+    /// do-not-call list (`campaign::invitation_exclusion`) — read in the same
+    /// transaction that writes the contacts.
     pub async fn create_invitation_campaign(
         &self,
         name: &str,
@@ -326,6 +306,9 @@ impl Store {
                     .into_iter()
                     .collect();
                 let mut skipped: BTreeMap<&'static str, u32> = BTreeMap::new();
+                let mut skip = |why: tongdai_domain::campaign::Exclusion| {
+                    *skipped.entry(why.as_str()).or_default() += 1;
+                };
                 let mut contacts: Vec<(String, Option<i64>)> = Vec::new();
                 if let Some(program) = program {
                     let registered: HashSet<String> =
@@ -342,19 +325,10 @@ impl Store {
                     .await?;
                     for raw in subs {
                         let sub = Subscriber::try_from(raw)?;
-                        let skip = if program::eligibility(Some(&sub), program)
-                            != Eligibility::Eligible
-                        {
-                            Some("not_eligible")
-                        } else if registered.contains(&sub.msisdn) {
-                            Some("registered")
-                        } else if dnc.contains(&sub.msisdn) {
-                            Some("do_not_call")
-                        } else {
-                            None
-                        };
-                        match skip {
-                            Some(why) => *skipped.entry(why).or_default() += 1,
+                        let registered = registered.contains(&sub.msisdn);
+                        let on_dnc = dnc.contains(&sub.msisdn);
+                        match invitation_exclusion(&sub, registered, on_dnc, program) {
+                            Some(why) => skip(why),
                             None => contacts.push((sub.msisdn, None)),
                         }
                     }
@@ -366,10 +340,9 @@ impl Store {
                     .fetch_all(&mut *tx)
                     .await?;
                     for (reg_id, msisdn) in rows {
-                        if dnc.contains(&msisdn) {
-                            *skipped.entry("do_not_call").or_default() += 1;
-                        } else {
-                            contacts.push((msisdn, Some(reg_id)));
+                        match survey_exclusion(dnc.contains(&msisdn)) {
+                            Some(why) => skip(why),
+                            None => contacts.push((msisdn, Some(reg_id))),
                         }
                     }
                 }
@@ -642,27 +615,28 @@ impl Store {
                     now,
                     policy,
                 )?;
-                let held = |hold| Ok(Step::Rollback(Claims { attempts: Vec::new(), held: Some(hold), next_due, skipped: 0 }));
-                if campaign.state != CampaignState::Running {
-                    return held(ClaimHold::NotRunning(campaign.state));
-                }
-                if !is_allowed(now, policy) {
-                    return held(ClaimHold::OutsideCallingWindow { opens: next_allowed(now, policy) });
-                }
-                if campaign.kind == CampaignKind::Invitation {
-                    let today = program::today(now, req.program)
-                        .map_err(|e| StoreError::InvalidRequest(e.to_string()))?;
-                    if program::registration_window(today, req.program) != Window::Open {
-                        return held(ClaimHold::RegistrationClosed);
-                    }
-                    let used: Option<i64> =
-                        sqlx::query_scalar("SELECT used FROM program_counters WHERE name = $1")
-                            .bind(REGISTRATIONS_COUNTER)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    if used.unwrap_or(0) >= i64::from(req.program.cap) {
-                        return held(ClaimHold::CapReached);
-                    }
+                let used: Option<i64> =
+                    sqlx::query_scalar("SELECT used FROM program_counters WHERE name = $1")
+                        .bind(REGISTRATIONS_COUNTER)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let places_taken = u64::try_from(used.unwrap_or(0)).unwrap_or(0);
+                let hold = claim_hold(
+                    campaign.state,
+                    campaign.kind,
+                    policy,
+                    req.program,
+                    places_taken,
+                    now,
+                )
+                .map_err(|e| StoreError::InvalidRequest(e.to_string()))?;
+                if let Some(hold) = hold {
+                    return Ok(Step::Rollback(Claims {
+                        attempts: Vec::new(),
+                        held: Some(hold),
+                        next_due,
+                        skipped: 0,
+                    }));
                 }
 
                 let mut claims = Claims::default();
@@ -681,18 +655,17 @@ impl Store {
                     let found = due.len();
                     let mut skipped_now = 0;
                     for c in due {
-                        let end = if c.dnc.is_some() {
-                            Some(ContactEnd::OptedOut)
-                        } else {
-                            match (campaign.kind, c.reg_status.as_deref()) {
-                                (CampaignKind::Invitation, Some(_)) => Some(ContactEnd::AlreadyRegistered),
-                                (CampaignKind::Survey, Some(s)) if s == Status::Surveyed.as_str() => {
-                                    Some(ContactEnd::AlreadySurveyed)
-                                }
-                                _ => None,
-                            }
-                        };
-                        if let Some(end) = end {
+                        let registration = c
+                            .reg_status
+                            .as_deref()
+                            .map(|s| {
+                                s.parse::<Status>().map_err(|e| {
+                                    super::error::corrupt("registrations", "status", e)
+                                })
+                            })
+                            .transpose()?;
+                        let closed = closed_at_claim(campaign.kind, c.dnc.is_some(), registration);
+                        if let Some(end) = closed {
                             sqlx::query(MARK_CONTACT_DONE)
                                 .bind(end.as_str())
                                 .bind(&now_db)
@@ -834,13 +807,14 @@ impl Store {
 
     // ---- finishing -------------------------------------------------------------------
 
-    /// Records how an attempt ended and moves its contact on, in one transaction:
-    /// the raw SIP code, Reason, disposition and the flow's outcome (recorded on the
-    /// attempt by the dialplan's actions; a survey with answers but no completion is
-    /// `survey_partial`) on the attempt; `dialer::next_attempt` on the contact (retry
-    /// `not_before` inside a calling window and the charged count, or done); an opt-out
-    /// onto the do-not-call list. Busy/congested finals while the pacer throttles, and
-    /// our own CANCEL, are retried uncharged (at most `MAX_UNCHARGED_RETRIES` times).
+    /// Records how an attempt ended and moves its contact on, in one transaction, as
+    /// `tongdai_domain::campaign::finish` decides: the raw SIP code, Reason,
+    /// disposition and the flow's outcome (recorded on the attempt by the dialplan's
+    /// actions; a survey with answers but no completion is `survey_partial`) on the
+    /// attempt; the retry decision on the contact (retry `not_before` inside a calling
+    /// window and the charged count, or done); an opt-out onto the do-not-call list.
+    /// Busy/congested finals while the pacer throttles, and our own CANCEL, are retried
+    /// uncharged (at most `MAX_UNCHARGED_RETRIES` times).
     ///
     /// [`StoreError::AttemptNotDialing`] if the attempt was already finished or
     /// released (e.g. resolved by recovery): nothing is changed.
@@ -910,21 +884,28 @@ impl Store {
                 .await?;
                 let campaign = CampaignRow::try_from(campaign)?;
 
-                let mut outcome = attempt.outcome;
-                if outcome.is_none() && campaign.kind == CampaignKind::Survey {
-                    let answers: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM survey_answers WHERE attempt_id = $1",
-                    )
-                    .bind(attempt_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    if answers > 0 {
-                        outcome = Some(FlowOutcome::SurveyPartial);
-                    }
-                }
-                let later = call_later_at(attempt.call_later, end.ended_at, &campaign.policy);
-                let call_outcome = outcome.map(|o| o.call_outcome(later));
-                let (decision, charged) = decide(&contact, end, call_outcome, &campaign.policy);
+                let answers: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM survey_answers WHERE attempt_id = $1",
+                )
+                .bind(attempt_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let Finish {
+                    outcome,
+                    decision,
+                    charged,
+                    contact: update,
+                    attempts_charged,
+                    uncharged,
+                    do_not_call,
+                } = finish(
+                    campaign.kind,
+                    &campaign.policy,
+                    &tally(&contact),
+                    &facts(&attempt),
+                    answers > 0,
+                    end,
+                );
 
                 sqlx::query(
                     "UPDATE campaign_attempts SET answered_at = COALESCE($1, answered_at), \
@@ -943,16 +924,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
 
-                let charged_total = i64::from(contact.attempts_charged) + i64::from(charged);
-                let uncharged_total = i64::from(contact.uncharged) + i64::from(!charged);
-                let (state, not_before, done) = match decision {
-                    RetryDecision::Retry { not_before } => {
-                        (ContactState::Waiting, Some(time::to_db(not_before)), None)
-                    }
-                    RetryDecision::Done { reason } => {
-                        (ContactState::Done, None, Some(ContactEnd::from(reason)))
-                    }
-                };
+                let (state, not_before, done) = contact_columns(update);
                 sqlx::query(
                     "UPDATE campaign_contacts SET state = $1, not_before = $2, \
                      attempts_charged = $3, uncharged = $4, last_disposition = $5, \
@@ -961,8 +933,8 @@ impl Store {
                 )
                 .bind(state.as_str())
                 .bind(&not_before)
-                .bind(charged_total)
-                .bind(uncharged_total)
+                .bind(i64::from(attempts_charged))
+                .bind(i64::from(uncharged))
                 .bind(end.disposition.as_str())
                 .bind(end.sip_code.map(i64::from))
                 .bind(outcome.map(FlowOutcome::as_str))
@@ -972,7 +944,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
 
-                if outcome == Some(FlowOutcome::OptedOut) {
+                if do_not_call {
                     sqlx::query(INSERT_DNC)
                         .bind(&attempt.msisdn)
                         .bind(DncSource::Keypad.as_str())
@@ -1027,7 +999,8 @@ impl Store {
     /// the start of a trunk-throttling burst (the pacer tells: see `dialer::pacer`):
     /// the contact gets an uncharged retry after `retry.throttled` instead. Only for
     /// the contact's latest attempt, while it is waiting (or done for max attempts) and
-    /// has uncharged retries left; `None` when not eligible.
+    /// has uncharged retries left (`tongdai_domain::campaign::refund`); `None` when not
+    /// eligible.
     pub async fn refund_attempt(
         &self,
         attempt_id: i64,
@@ -1065,30 +1038,17 @@ impl Store {
                         .fetch_one(&mut *tx)
                         .await?,
                     )?;
-                    let eligible = attempt.status == AttemptStatus::Finished
-                        && attempt.charged
-                        && attempt.disposition.is_some_and(Disposition::is_trunk_pressure)
-                        && contact.dials == attempt.attempt_no
-                        && contact.attempts_charged > 0
-                        && contact.uncharged < MAX_UNCHARGED_RETRIES
-                        && matches!(
-                            (contact.state, contact.done_reason),
-                            (ContactState::Waiting, _)
-                                | (ContactState::Done, Some(ContactEnd::MaxAttempts))
-                        )
-                        && matches!(campaign.state, CampaignState::Running | CampaignState::Paused);
-                    if !eligible {
+                    let decision = refund(
+                        &facts(&attempt),
+                        &tally(&contact),
+                        campaign.state,
+                        now,
+                        &campaign.policy,
+                    );
+                    let Some(decision) = decision else {
                         return Ok(Step::Rollback(None));
-                    }
-                    let decision = uncharged_retry(now, &campaign.policy);
-                    let (state, not_before, done) = match decision {
-                        RetryDecision::Retry { not_before } => {
-                            (ContactState::Waiting, Some(time::to_db(not_before)), None)
-                        }
-                        RetryDecision::Done { reason } => {
-                            (ContactState::Done, None, Some(ContactEnd::from(reason)))
-                        }
                     };
+                    let (state, not_before, done) = contact_columns(ContactUpdate::from(decision));
                     sqlx::query("UPDATE campaign_attempts SET charged = 0 WHERE id = $1")
                         .bind(attempt_id)
                         .execute(&mut *tx)
@@ -1142,13 +1102,25 @@ impl Store {
                     .fetch_one(pool)
                     .await?
             });
-            let plan = recovery_plan(&attempt, record.as_ref(), answers > 0, now);
-            let result = match &plan {
-                Some((end, resolution)) => self
-                    .finish_attempt_as(attempt.id, end, *resolution)
-                    .await
-                    .map(|f| Some(f.attempt.disposition)),
-                None => self.release_attempt(attempt.id, now).await.map(|_| None),
+            let recorded = record.as_ref().map(|rec| RecordedCall {
+                answered_at: rec.answered_at,
+                ended_at: rec.ended_at,
+                final_status: rec.final_status,
+                disposition: rec.disposition,
+                end_reason: &rec.end_reason,
+            });
+            let plan = recover(&facts(&attempt), recorded.as_ref(), answers > 0, now);
+            let (result, resolution) = match &plan {
+                Recovery::Finish { end, resolution } => (
+                    self.finish_attempt_as(attempt.id, end, *resolution)
+                        .await
+                        .map(|f| Some(f.attempt.disposition)),
+                    *resolution,
+                ),
+                Recovery::Release => (
+                    self.release_attempt(attempt.id, now).await.map(|_| None),
+                    Resolution::RecoveredNoTrace,
+                ),
             };
             let disposition = match result {
                 Ok(d) => d.flatten(),
@@ -1156,7 +1128,6 @@ impl Store {
                 Err(StoreError::AttemptNotDialing { .. }) => continue,
                 Err(e) => return Err(e),
             };
-            let resolution = plan.map(|(_, r)| r).unwrap_or(Resolution::RecoveredNoTrace);
             tracing::warn!(attempt = attempt.id, call_id = %attempt.call_id,
                 resolution = resolution.as_str(), "recovered an attempt left dialing");
             out.push(RecoveredAttempt {
@@ -1308,7 +1279,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let now_db = time::to_db(now);
-        let later = call_later.map(CallLaterRequest::to_db);
+        let later = call_later.map(call_later_to_db);
         let _guard = self.write_guard().await;
         let n = with_retry!(async {
             let n = on_pool!(self, pool => {
@@ -1602,167 +1573,5 @@ impl Store {
             p.hold = self.campaign_hold(id).await?;
         }
         Ok(p)
-    }
-}
-
-/// How to resolve an attempt found `dialing` at start-up: `Some((end, resolution))`
-/// to finish it, `None` to release it (the INVITE never left).
-fn recovery_plan(
-    attempt: &AttemptRow,
-    record: Option<&CallRecordRow>,
-    has_answers: bool,
-    now: Timestamp,
-) -> Option<(AttemptEnd, Resolution)> {
-    if let Some(rec) = record {
-        let disposition = if rec.answered_at.is_some() {
-            Disposition::Answered
-        } else if let Some(code) = rec.final_status {
-            let ring_timeout = rec.disposition == super::types::Disposition::NoAnswer;
-            Disposition::from_sip(code, ring_timeout)
-        } else {
-            rec.disposition
-        };
-        return Some((
-            AttemptEnd {
-                disposition,
-                sip_code: rec.final_status,
-                reason: (!rec.end_reason.is_empty()).then(|| rec.end_reason.clone()),
-                answered_at: rec.answered_at,
-                ended_at: rec.ended_at.unwrap_or(now),
-                throttled: false,
-            },
-            Resolution::RecoveredRecord,
-        ));
-    }
-    let answered = attempt.answered_at.is_some() || attempt.outcome.is_some() || has_answers;
-    if answered {
-        let resolution = if attempt.outcome.is_some() || has_answers {
-            Resolution::RecoveredOutcome
-        } else {
-            Resolution::RecoveredAmbiguous
-        };
-        return Some((
-            AttemptEnd {
-                disposition: Disposition::Answered,
-                sip_code: None,
-                reason: None,
-                answered_at: attempt.answered_at,
-                ended_at: now,
-                throttled: false,
-            },
-            resolution,
-        ));
-    }
-    // Never marked as handed to the transport: released (`None`).
-    attempt.started_at?;
-    Some((
-        AttemptEnd {
-            disposition: Disposition::Failed,
-            sip_code: None,
-            reason: None,
-            answered_at: None,
-            ended_at: now,
-            throttled: false,
-        },
-        Resolution::RecoveredAmbiguous,
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tongdai_domain::dialer::DoneReason;
-
-    fn contact(charged: u32, uncharged: u32) -> ContactRow {
-        ContactRow {
-            id: 1,
-            campaign_id: 1,
-            msisdn: "+84903123678".into(),
-            registration_id: None,
-            state: ContactState::Dialing,
-            dials: charged + uncharged + 1,
-            attempts_charged: charged,
-            uncharged,
-            not_before: None,
-            last_disposition: None,
-            last_sip_code: None,
-            last_outcome: None,
-            done_reason: None,
-            updated_at: Timestamp::UNIX_EPOCH,
-        }
-    }
-
-    fn at(s: &str) -> Timestamp {
-        s.parse().expect("timestamp")
-    }
-
-    #[test]
-    fn throttled_and_canceled_finals_are_not_charged() {
-        let p = CampaignPolicy::default();
-        // 2021-11-29 10:00 in Hanoi.
-        let t = at("2021-11-29T03:00:00Z");
-        let mut busy = AttemptEnd::from_sip(486, false, t);
-        assert!(decide(&contact(0, 0), &busy, None, &p).1);
-        busy.throttled = true;
-        let (d, charged) = decide(&contact(0, 0), &busy, None, &p);
-        assert!(!charged);
-        assert_eq!(
-            d,
-            RetryDecision::Retry {
-                not_before: at("2021-11-29T03:02:00Z")
-            }
-        );
-        // Out of uncharged retries: charged after all.
-        assert!(decide(&contact(0, MAX_UNCHARGED_RETRIES), &busy, None, &p).1);
-        let cancel = AttemptEnd::from_sip(487, false, t);
-        assert!(!decide(&contact(2, 0), &cancel, None, &p).1);
-        // 603 and opt-out end the contact whatever the count.
-        let (d, _) = decide(
-            &contact(0, 0),
-            &AttemptEnd::from_sip(603, false, t),
-            None,
-            &p,
-        );
-        assert_eq!(
-            d,
-            RetryDecision::Done {
-                reason: DoneReason::Rejected
-            }
-        );
-        let (d, charged) = decide(
-            &contact(0, 0),
-            &AttemptEnd::answered(t, t),
-            Some(CallOutcome::OptOut),
-            &p,
-        );
-        assert!(charged);
-        assert_eq!(
-            d,
-            RetryDecision::Done {
-                reason: DoneReason::OptedOut
-            }
-        );
-    }
-
-    #[test]
-    fn call_later_tomorrow_is_the_next_local_day() {
-        let p = CampaignPolicy::default();
-        // 23:30 on the 29th in Hanoi is 16:30Z: tomorrow = the 30th, whose local
-        // midnight is 17:00Z on the 29th.
-        let got = call_later_at(
-            Some(CallLaterRequest::Tomorrow),
-            at("2021-11-29T16:30:00Z"),
-            &p,
-        );
-        assert_eq!(got, Some(at("2021-11-29T17:00:00Z")));
-        let got = call_later_at(
-            Some(CallLaterRequest::After(std::time::Duration::from_secs(
-                7200,
-            ))),
-            at("2021-11-29T03:00:00Z"),
-            &p,
-        );
-        assert_eq!(got, Some(at("2021-11-29T05:00:00Z")));
-        assert_eq!(call_later_at(None, at("2021-11-29T03:00:00Z"), &p), None);
     }
 }

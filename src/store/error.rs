@@ -1,9 +1,10 @@
 //! Store errors. Messages never carry a full phone number (PROGRAM data is personal
 //! data of MobiFone subscribers): numbers are masked like `0903***678`.
 
-use crate::store::campaign::AttemptStatus;
+use tongdai_domain::campaign::AttemptStatus;
 use tongdai_domain::dialer::{CampaignState, PolicyError};
 use tongdai_domain::program::{MsisdnError, Status};
+use tongdai_domain::vinmec::QueueRefusal;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -57,7 +58,7 @@ pub enum StoreError {
     Conflict(String),
     /// A Vinmec queue action refused because of the entry's state (lease, order).
     #[error(transparent)]
-    Queue(#[from] crate::store::QueueRefusal),
+    Queue(#[from] QueueRefusal),
     /// A stored value does not decode (edited by hand, or a newer schema).
     #[error("stored data is invalid: {table}.{column}: {problem}")]
     Corrupt {

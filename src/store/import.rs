@@ -143,15 +143,19 @@ impl Store {
     /// Imports the target list from a CSV file with the header
     /// `msisdn,plan,charge_per_cycle_vnd,list_source[,name]`: new numbers are inserted,
     /// known ones replaced. Any bad row fails the whole import with its line number,
-    /// and nothing is written.
-    pub async fn import_subscribers_csv(&self, path: &Path) -> Result<ImportReport, ImportError> {
+    /// and nothing is written. `now` (the caller's clock) dates the batch and every row's
+    /// `imported_at`.
+    pub async fn import_subscribers_csv(
+        &self,
+        path: &Path,
+        now: Timestamp,
+    ) -> Result<ImportReport, ImportError> {
         let bytes = tokio::fs::read(path)
             .await
             .map_err(|source| ImportError::Io {
                 path: path.display().to_string(),
                 source,
             })?;
-        let now = Timestamp::now();
         let file = path
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())

@@ -154,10 +154,8 @@ mod vinmec;
 
 pub use campaign_reports::SurveyResultRow;
 pub use reports::{CallStats, LineStats, QueueStats, RegistrationStats};
-pub use vinmec::{
-    Booking, Idempotency, Idempotent, MAX_TEXT_CHARS, OutboxItem, QueueAction, QueueFilter,
-    QueueItem, QueuePage, QueueRefusal,
-};
+pub use tongdai_domain::vinmec::{Booking, MAX_TEXT_CHARS, QueueAction, QueueRefusal};
+pub use vinmec::{Idempotency, Idempotent, OutboxItem, QueueFilter, QueueItem, QueuePage};
 
 /// How a write transaction ends.
 enum Step<T> {

@@ -89,83 +89,9 @@ pub struct RegistrationEvent {
     pub action: String,
 }
 
-/// Where a registration is in Vinmec's work list.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum QueueStatus {
-    /// Not yet taken by a Vinmec agent.
-    Waiting,
-    /// An agent holds it until `lease_until`.
-    Claimed,
-    Done,
-    /// The registration was cancelled: nobody should call.
-    Cancelled,
-}
-
-impl QueueStatus {
-    pub const ALL: &'static [QueueStatus] = &[
-        QueueStatus::Waiting,
-        QueueStatus::Claimed,
-        QueueStatus::Done,
-        QueueStatus::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            QueueStatus::Waiting => "waiting",
-            QueueStatus::Claimed => "claimed",
-            QueueStatus::Done => "done",
-            QueueStatus::Cancelled => "cancelled",
-        }
-    }
-}
-
-impl std::str::FromStr for QueueStatus {
-    type Err = ParseEnumError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "waiting" => Ok(QueueStatus::Waiting),
-            "claimed" => Ok(QueueStatus::Claimed),
-            "done" => Ok(QueueStatus::Done),
-            "cancelled" => Ok(QueueStatus::Cancelled),
-            _ => Err(ParseEnumError {
-                kind: "queue status",
-                value: s.chars().take(40).collect(),
-            }),
-        }
-    }
-}
-
-/// docs/program.md §2a: consultations are by phone; video in special cases.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AppointmentMethod {
-    Phone,
-    Video,
-}
-
-impl AppointmentMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AppointmentMethod::Phone => "phone",
-            AppointmentMethod::Video => "video",
-        }
-    }
-}
-
-impl std::str::FromStr for AppointmentMethod {
-    type Err = ParseEnumError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "phone" => Ok(AppointmentMethod::Phone),
-            "video" => Ok(AppointmentMethod::Video),
-            _ => Err(ParseEnumError {
-                kind: "appointment method",
-                value: s.chars().take(40).collect(),
-            }),
-        }
-    }
-}
+/// The queue entry's status and the appointment's method are the queue rules' words
+/// (`tongdai_domain::vinmec`).
+pub use tongdai_domain::vinmec::{AppointmentMethod, QueueStatus};
 
 /// One registration's entry in the Vinmec scheduling queue.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,24 +2,10 @@
 //! work through — list, claim with a lease, pre-screen, book, mark unreachable, record
 //! the consultation, cancel.
 //!
-//! ## States
-//! A registration has its lifecycle status ([`Status`], `program::can_transition`) and
-//! its queue entry a work-list status ([`QueueStatus`]):
-//!
-//! | action | registration status | queue entry |
-//! |---|---|---|
-//! | claim | registered/unreachable → sent_to_vinmec (sent_to_vinmec stays) | waiting → claimed (lease) |
-//! | renew / release | — | lease extended / claimed → waiting |
-//! | prescreen | sent_to_vinmec (stays), lease held | need + routed specialty |
-//! | book | sent_to_vinmec → appointment_booked, lease held, prescreened | claimed → done |
-//! | book (reschedule) | appointment_booked (stays) | done |
-//! | unreachable | sent_to_vinmec (lease held) or appointment_booked → unreachable | → waiting |
-//! | consulted | appointment_booked → consulted | done |
-//! | cancel | → cancelled (not while someone else holds the lease) | → cancelled |
-//!
-//! A lease is `claimed_by` + `lease_until`; an entry whose lease has run out is
-//! *waiting* again for every purpose (listing, claiming) without any sweeper, so the
-//! answer depends only on `now`, which the caller passes (tests set the clock).
+//! The rules — which action is allowed in which state, leases and their expiry, what
+//! each action writes — are `tongdai_domain::vinmec::decide`'s (its module docs hold the
+//! state table). This module reads the entry, asks `decide`, and writes the
+//! [`Transition`] it returns; it knows no rule.
 //!
 //! ## Concurrency
 //! Every change re-reads the entry and updates it `WHERE version = <read>`, bumping the
@@ -47,7 +33,11 @@ use super::error::is_retryable;
 use super::types::{RegistrationRaw, VinmecRaw};
 use super::{MAX_ATTEMPTS, Pools, Step, Store, time};
 use crate::store::{AppointmentMethod, QueueStatus, Registration, VinmecEntry};
-use tongdai_domain::program::{self, Channel, Status};
+use tongdai_domain::program::{Channel, Status};
+use tongdai_domain::vinmec::{
+    EventDetail, QueueAction, QueueEntry, QueueRefusal, QueueState, Refusal, Transition, decide,
+    effective_status,
+};
 
 /// A registration and its queue entry, as the schedulers see them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,66 +67,6 @@ pub struct QueuePage {
     pub total: u64,
 }
 
-/// A booked appointment, already validated against the program (window, length).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Booking {
-    pub at: Timestamp,
-    pub minutes: u32,
-    pub method: AppointmentMethod,
-    /// Required for video, absent for phone (the API checks both).
-    pub video_reason: Option<String>,
-}
-
-/// A change to one queue entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum QueueAction {
-    Claim { lease: Duration },
-    Renew { lease: Duration },
-    Release,
-    Prescreen { need: String, routed_specialty: u8 },
-    Book(Booking),
-    Unreachable { note: String },
-    Consulted { report: String },
-    Cancel { reason: String },
-}
-
-impl QueueAction {
-    /// Stable name: the event's `action` and the API's path segment.
-    pub fn name(&self) -> &'static str {
-        match self {
-            QueueAction::Claim { .. } => "claim",
-            QueueAction::Renew { .. } => "renew",
-            QueueAction::Release => "release",
-            QueueAction::Prescreen { .. } => "prescreen",
-            QueueAction::Book(_) => "book",
-            QueueAction::Unreachable { .. } => "unreachable",
-            QueueAction::Consulted { .. } => "consulted",
-            QueueAction::Cancel { .. } => "cancel",
-        }
-    }
-}
-
-/// Why the queue refused an action on the entry's current state. Nothing was written.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum QueueRefusal {
-    #[error("another scheduler ({holder}) holds this entry until {until}")]
-    LeaseHeld { holder: String, until: Timestamp },
-    #[error("claim this entry first: {action} needs a lease you hold")]
-    LeaseNotHeld { action: &'static str },
-    #[error("your lease ran out at {until}; claim the entry again")]
-    LeaseExpired { until: Timestamp },
-    #[error("record the pre-screening (need, routed specialty) before booking")]
-    PrescreenRequired,
-    #[error("{action} is not possible while the registration is {status} and its entry {}", queue.as_str())]
-    WrongState {
-        action: &'static str,
-        status: Status,
-        queue: QueueStatus,
-    },
-    #[error("this Idempotency-Key was already used for a different request")]
-    IdempotencyKeyReused,
-}
-
 /// An Idempotency-Key as the store keeps it: per caller, with the request's hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Idempotency {
@@ -154,216 +84,61 @@ pub struct Idempotent<T> {
     pub replayed: bool,
 }
 
-/// Longest free text accepted (characters) for notes, reports and reasons.
-pub const MAX_TEXT_CHARS: usize = 4000;
-
-/// What a decided action writes.
-#[derive(Debug, PartialEq, Eq)]
-struct Decision {
-    to: Status,
-    entry: VinmecEntry,
-    detail: String,
-}
-
-/// The queue status as of `now`: an expired lease makes a claimed entry waiting.
-pub(crate) fn effective(entry: &VinmecEntry, now: Timestamp) -> QueueStatus {
-    match (entry.status, entry.lease_until) {
-        (QueueStatus::Claimed, Some(until)) if until > now => QueueStatus::Claimed,
-        (QueueStatus::Claimed, _) => QueueStatus::Waiting,
-        (s, _) => s,
+/// What the queue rules read of a stored item.
+fn rule_view(item: &QueueItem) -> QueueState {
+    let e = &item.entry;
+    QueueState {
+        status: item.registration.status,
+        entry: QueueEntry {
+            status: e.status,
+            claimed_by: e.claimed_by.clone(),
+            lease_until: e.lease_until,
+            prescreen_note: e.prescreen_note.clone(),
+            routed_specialty: e.routed_specialty,
+            appointment_at: e.appointment_at,
+            appointment_minutes: e.appointment_minutes,
+            appointment_method: e.appointment_method,
+            video_reason: e.video_reason.clone(),
+            consultation_report: e.consultation_report.clone(),
+            consulted_at: e.consulted_at,
+            unreachable_count: e.unreachable_count,
+        },
     }
 }
 
-fn lease_end(now: Timestamp, lease: Duration) -> Result<Timestamp, StoreError> {
-    let span = jiff::SignedDuration::try_from(lease)
-        .map_err(|e| StoreError::InvalidRequest(format!("lease: {e}")))?;
-    now.checked_add(span)
-        .map_err(|e| StoreError::InvalidRequest(format!("lease: {e}")))
-}
-
-/// Moves the registration to `to` when the lifecycle allows it (no-op when already there).
-fn transition(id: i64, from: Status, to: Status) -> Result<Status, StoreError> {
-    if from == to || program::can_transition(from, to) {
-        Ok(to)
-    } else {
-        Err(StoreError::InvalidTransition { id, from, to })
+/// A refusal of `decide` as the store reports it: the lifecycle's names the
+/// registration, like [`Store::set_status`]'s.
+fn refused(registration_id: i64, r: Refusal) -> StoreError {
+    match r {
+        Refusal::Queue(q) => StoreError::Queue(q),
+        Refusal::InvalidTransition { from, to } => StoreError::InvalidTransition {
+            id: registration_id,
+            from,
+            to,
+        },
+        Refusal::InvalidLease(problem) => StoreError::InvalidRequest(format!("lease: {problem}")),
     }
 }
 
-/// Decides `action` by `actor` on `item` at `now`: the new status and entry, or why not.
-/// Pure: every rule of the table in the module docs lives here.
-fn decide(
-    action: &QueueAction,
-    item: &QueueItem,
-    actor: &str,
-    now: Timestamp,
-) -> Result<Decision, StoreError> {
-    let reg = &item.registration;
-    let id = reg.id;
-    let mut entry = item.entry.clone();
-    let queue = effective(&entry, now);
-    let held_by_me = queue == QueueStatus::Claimed && entry.claimed_by.as_deref() == Some(actor);
-    let wrong = || {
-        StoreError::Queue(QueueRefusal::WrongState {
-            action: action.name(),
-            status: reg.status,
-            queue,
-        })
-    };
-    // The lease a change needs: mine and live; someone else's live one refuses; a lapsed
-    // one of mine says so (the entry may already be someone else's next).
-    let need_lease = |entry: &VinmecEntry| -> Result<(), StoreError> {
-        if held_by_me {
-            return Ok(());
+/// The event's `detail` column: timestamps in the store's text form.
+fn detail_text(detail: &EventDetail) -> String {
+    match detail {
+        EventDetail::None => String::new(),
+        EventDetail::LeaseUntil(until) => {
+            format!("lease_until={}", until.map(time::to_db).unwrap_or_default())
         }
-        match (queue, &entry.claimed_by, entry.lease_until) {
-            (QueueStatus::Claimed, Some(holder), Some(until)) => {
-                Err(StoreError::Queue(QueueRefusal::LeaseHeld {
-                    holder: holder.clone(),
-                    until,
-                }))
-            }
-            (QueueStatus::Waiting, Some(holder), Some(until))
-                if entry.status == QueueStatus::Claimed && holder == actor =>
-            {
-                Err(StoreError::Queue(QueueRefusal::LeaseExpired { until }))
-            }
-            _ => Err(StoreError::Queue(QueueRefusal::LeaseNotHeld {
-                action: action.name(),
-            })),
-        }
-    };
-    let release = |entry: &mut VinmecEntry, to: QueueStatus| {
-        entry.status = to;
-        entry.claimed_by = None;
-        entry.lease_until = None;
-    };
-    let to = match action {
-        QueueAction::Claim { lease } => {
-            match queue {
-                QueueStatus::Waiting => {}
-                QueueStatus::Claimed if held_by_me => {}
-                QueueStatus::Claimed => {
-                    need_lease(&entry)?;
-                }
-                QueueStatus::Done | QueueStatus::Cancelled => return Err(wrong()),
-            }
-            let to = match reg.status {
-                Status::Registered | Status::Unreachable | Status::SentToVinmec => {
-                    transition(id, reg.status, Status::SentToVinmec)?
-                }
-                _ => return Err(wrong()),
-            };
-            entry.status = QueueStatus::Claimed;
-            entry.claimed_by = Some(actor.to_owned());
-            entry.lease_until = Some(lease_end(now, *lease)?);
-            to
-        }
-        QueueAction::Renew { lease } => {
-            need_lease(&entry)?;
-            entry.lease_until = Some(lease_end(now, *lease)?);
-            reg.status
-        }
-        QueueAction::Release => {
-            need_lease(&entry)?;
-            release(&mut entry, QueueStatus::Waiting);
-            reg.status
-        }
-        QueueAction::Prescreen {
-            need,
-            routed_specialty,
-        } => {
-            need_lease(&entry)?;
-            if reg.status != Status::SentToVinmec {
-                return Err(wrong());
-            }
-            entry.prescreen_note = Some(need.clone());
-            entry.routed_specialty = Some(*routed_specialty);
-            reg.status
-        }
-        QueueAction::Book(b) => {
-            let to = match reg.status {
-                // A reschedule: the entry is done, nobody holds it.
-                Status::AppointmentBooked if queue == QueueStatus::Done => reg.status,
-                _ => {
-                    need_lease(&entry)?;
-                    if entry.routed_specialty.is_none() {
-                        return Err(StoreError::Queue(QueueRefusal::PrescreenRequired));
-                    }
-                    transition(id, reg.status, Status::AppointmentBooked)?
-                }
-            };
-            entry.appointment_at = Some(b.at);
-            entry.appointment_minutes = Some(b.minutes);
-            entry.appointment_method = Some(b.method);
-            entry.video_reason = b.video_reason.clone();
-            release(&mut entry, QueueStatus::Done);
-            to
-        }
-        QueueAction::Unreachable { .. } => {
-            // A missed appointment needs no lease (the entry is done); a first call does.
-            if !(reg.status == Status::AppointmentBooked && queue == QueueStatus::Done) {
-                need_lease(&entry)?;
-            }
-            let to = transition(id, reg.status, Status::Unreachable)?;
-            entry.unreachable_count += 1;
-            release(&mut entry, QueueStatus::Waiting);
-            to
-        }
-        QueueAction::Consulted { report } => {
-            let to = transition(id, reg.status, Status::Consulted)?;
-            if reg.status == Status::Consulted {
-                // Recording it twice is not a change (the transition above allows
-                // from == to for the other actions' sake).
-                return Err(StoreError::InvalidTransition {
-                    id,
-                    from: reg.status,
-                    to: Status::Consulted,
-                });
-            }
-            entry.consultation_report = Some(report.clone());
-            entry.consulted_at = Some(now);
-            to
-        }
-        QueueAction::Cancel { .. } => {
-            if queue == QueueStatus::Claimed && !held_by_me {
-                need_lease(&entry)?;
-            }
-            if !program::can_transition(reg.status, Status::Cancelled) {
-                return Err(StoreError::InvalidTransition {
-                    id,
-                    from: reg.status,
-                    to: Status::Cancelled,
-                });
-            }
-            release(&mut entry, QueueStatus::Cancelled);
-            Status::Cancelled
-        }
-    };
-    let detail = match action {
-        QueueAction::Claim { .. } | QueueAction::Renew { .. } => {
-            format!(
-                "lease_until={}",
-                entry.lease_until.map(time::to_db).unwrap_or_default()
-            )
-        }
-        QueueAction::Release => String::new(),
-        QueueAction::Prescreen {
-            routed_specialty, ..
-        } => format!("routed_specialty={routed_specialty}"),
-        QueueAction::Book(b) => format!(
-            "at={} minutes={} method={}",
-            time::to_db(b.at),
-            b.minutes,
-            b.method.as_str()
+        EventDetail::RoutedSpecialty(code) => format!("routed_specialty={code}"),
+        EventDetail::Booked {
+            at,
+            minutes,
+            method,
+        } => format!(
+            "at={} minutes={minutes} method={}",
+            time::to_db(*at),
+            method.as_str()
         ),
-        QueueAction::Unreachable { note } => note.clone(),
-        // The report itself is health data: it stays on the entry, not in the log.
-        QueueAction::Consulted { .. } => String::new(),
-        QueueAction::Cancel { reason } => reason.clone(),
-    };
-    entry.updated_at = now;
-    Ok(Decision { to, entry, detail })
+        EventDetail::Note(text) => text.clone(),
+    }
 }
 
 const SELECT_ITEM: &str = "SELECT r.id AS r_id, r.msisdn, r.program_group, r.channel, r.specialty, \
@@ -461,14 +236,15 @@ impl ItemRaw {
     }
 }
 
-/// The item as `decision` left it, written at `now_db`: the registration's `updated_at`
-/// moves only when its status changed; the queue entry's always does.
-fn decided(item: QueueItem, decision: Decision, now_db: &str) -> Result<QueueItem, StoreError> {
+/// The item as `transition` left it, written at `now_db`: the registration's
+/// `updated_at` moves only when its status changed; the queue entry's always does.
+fn decided(item: QueueItem, transition: Transition, now_db: &str) -> Result<QueueItem, StoreError> {
     let written = now_from_db(now_db)?;
-    let registration_changed = decision.to != item.registration.status;
+    let registration_changed = transition.to != item.registration.status;
+    let e = transition.entry;
     Ok(QueueItem {
         registration: Registration {
-            status: decision.to,
+            status: transition.to,
             updated_at: if registration_changed {
                 written
             } else {
@@ -477,8 +253,20 @@ fn decided(item: QueueItem, decision: Decision, now_db: &str) -> Result<QueueIte
             ..item.registration
         },
         entry: VinmecEntry {
+            status: e.status,
+            claimed_by: e.claimed_by,
+            lease_until: e.lease_until,
+            prescreen_note: e.prescreen_note,
+            routed_specialty: e.routed_specialty,
+            appointment_at: e.appointment_at,
+            appointment_method: e.appointment_method,
+            video_reason: e.video_reason,
+            consultation_report: e.consultation_report,
+            appointment_minutes: e.appointment_minutes,
+            consulted_at: e.consulted_at,
+            unreachable_count: e.unreachable_count,
             updated_at: written,
-            ..decision.entry
+            ..item.entry
         },
     })
 }
@@ -486,7 +274,7 @@ fn decided(item: QueueItem, decision: Decision, now_db: &str) -> Result<QueueIte
 /// The item as the outside sees it at `now` (effective status; a lapsed lease's holder
 /// and end stay visible — they say who had it last).
 fn present(mut item: QueueItem, now: Timestamp) -> QueueItem {
-    item.entry.status = effective(&item.entry, now);
+    item.entry.status = effective_status(item.entry.status, item.entry.lease_until, now);
     item
 }
 
@@ -497,16 +285,17 @@ enum Applied<T> {
     Retry,
 }
 
-/// Writes a decision: the entry (if unchanged since read), the registration's status
-/// (if it changes) and the event. Evaluates to `Ok(false)` when the entry changed under
+/// Writes a transition: the entry (if unchanged since read: the version read guards it),
+/// the registration's status (if it changes, and only from the status read) and the
+/// event. Evaluates to `Ok(false)` when the entry changed under
 /// us. A macro so that one body serves both backends' connection types (like `on_pool!`).
-macro_rules! write_decision {
-    ($conn:ident, $item:expr, $version:expr, $d:expr, $action:expr, $actor:expr, $now_db:expr) => {
+macro_rules! write_transition {
+    ($conn:ident, $item:expr, $version:expr, $t:expr, $now_db:expr) => {
         async {
             let item: &QueueItem = $item;
-            let d: &Decision = $d;
+            let t: &Transition = $t;
             let now_db: &str = $now_db;
-            let e = &d.entry;
+            let e = &t.entry;
             let changed = sqlx::query(
                 "UPDATE vinmec_queue SET status = $1, claimed_by = $2, lease_until = $3, \
                  prescreen_note = $4, routed_specialty = $5, appointment_at = $6, \
@@ -527,7 +316,7 @@ macro_rules! write_decision {
             .bind(e.consulted_at.map(time::to_db))
             .bind(i64::from(e.unreachable_count))
             .bind(now_db.to_owned())
-            .bind(e.id)
+            .bind(item.entry.id)
             .bind($version)
             .execute(&mut *$conn)
             .await?
@@ -536,12 +325,12 @@ macro_rules! write_decision {
                 return Ok::<bool, StoreError>(false);
             }
             let from = item.registration.status;
-            if d.to != from {
+            if t.to != from {
                 let changed = sqlx::query(
                     "UPDATE registrations SET status = $1, updated_at = $2 \
                      WHERE id = $3 AND status = $4",
                 )
-                .bind(d.to.as_str())
+                .bind(t.to.as_str())
                 .bind(now_db.to_owned())
                 .bind(item.registration.id)
                 .bind(from.as_str())
@@ -560,10 +349,10 @@ macro_rules! write_decision {
             .bind(item.registration.id)
             .bind(now_db.to_owned())
             .bind(Some(from.as_str()))
-            .bind(d.to.as_str())
-            .bind(format!("vinmec:{}", $actor))
-            .bind(d.detail.clone())
-            .bind($action.name())
+            .bind(t.to.as_str())
+            .bind(t.event.actor.clone())
+            .bind(detail_text(&t.event.detail))
+            .bind(t.event.action)
             .execute(&mut *$conn)
             .await?;
             Ok(true)
@@ -800,11 +589,12 @@ impl Store {
                     return Err(StoreError::NotFound { what: "registration", key: registration_id.to_string() });
                 };
                 let (item, version) = raw.into_item()?;
-                let decision = decide(action, &item, actor, now)?;
-                if !write_decision!(tx, &item, version, &decision, action, actor, &now_db)? {
+                let transition = decide(&rule_view(&item), action, actor, now)
+                    .map_err(|r| refused(registration_id, r))?;
+                if !write_transition!(tx, &item, version, &transition, &now_db)? {
                     return Ok(Step::Rollback(Applied::Retry));
                 }
-                let value = present(decided(item, decision, &now_db)?, now);
+                let value = present(decided(item, transition, &now_db)?, now);
                 if let Some(idem) = idem {
                     fill_key!(tx, idem, &value)?;
                 }
@@ -874,11 +664,13 @@ impl Store {
                     let (item, version) = raw.into_item()?;
                     // An entry that is waiting but cannot be claimed (a hand-edited
                     // database) is skipped rather than failing the whole claim.
-                    let Ok(decision) = decide(&action, &item, actor, now) else { continue };
-                    if !write_decision!(tx, &item, version, &decision, &action, actor, &now_db)? {
+                    let Ok(transition) = decide(&rule_view(&item), &action, actor, now) else {
+                        continue;
+                    };
+                    if !write_transition!(tx, &item, version, &transition, &now_db)? {
                         continue;
                     }
-                    claimed.push(present(decided(item, decision, &now_db)?, now));
+                    claimed.push(present(decided(item, transition, &now_db)?, now));
                 }
                 if let Some(idem) = idem {
                     fill_key!(tx, idem, &claimed)?;
@@ -1031,304 +823,4 @@ struct OutboxRaw {
 
 fn now_from_db(now_db: &str) -> Result<Timestamp, StoreError> {
     time::from_db("vinmec_queue", "updated_at", now_db)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tongdai_domain::program::Group;
-
-    fn ts(s: &str) -> Timestamp {
-        s.parse().expect("timestamp")
-    }
-
-    fn item(status: Status, queue: QueueStatus) -> QueueItem {
-        let t = ts("2021-11-27T03:00:00Z");
-        QueueItem {
-            registration: Registration {
-                id: 7,
-                msisdn: "+84903123678".into(),
-                group: Group::One,
-                channel: Channel::Hotline,
-                specialty: Some(1),
-                status,
-                created_at: t,
-                updated_at: t,
-                call_id: None,
-                fanpage_ref: None,
-                name: None,
-                note: String::new(),
-            },
-            entry: VinmecEntry {
-                id: 3,
-                registration_id: 7,
-                status: queue,
-                claimed_by: None,
-                lease_until: None,
-                prescreen_note: None,
-                routed_specialty: None,
-                appointment_at: None,
-                appointment_method: None,
-                video_reason: None,
-                consultation_report: None,
-                enqueued_at: t,
-                updated_at: t,
-                appointment_minutes: None,
-                consulted_at: None,
-                unreachable_count: 0,
-            },
-        }
-    }
-
-    fn claimed(mut i: QueueItem, by: &str, until: &str) -> QueueItem {
-        i.entry.status = QueueStatus::Claimed;
-        i.entry.claimed_by = Some(by.into());
-        i.entry.lease_until = Some(ts(until));
-        i
-    }
-
-    const NOW: &str = "2021-11-27T04:00:00Z";
-    const LEASE: Duration = Duration::from_secs(600);
-
-    fn booking() -> Booking {
-        Booking {
-            at: ts("2021-11-29T02:00:00Z"),
-            minutes: 30,
-            method: AppointmentMethod::Phone,
-            video_reason: None,
-        }
-    }
-
-    fn refusal(r: Result<Decision, StoreError>) -> String {
-        match r {
-            Ok(d) => panic!("expected a refusal, got {d:?}"),
-            Err(StoreError::Queue(q)) => format!("{q:?}"),
-            Err(StoreError::InvalidTransition { from, to, .. }) => {
-                format!("InvalidTransition({from}->{to})")
-            }
-            Err(e) => panic!("unexpected error {e}"),
-        }
-    }
-
-    #[test]
-    fn claim_moves_registered_to_sent_and_takes_the_lease() {
-        let d = decide(
-            &QueueAction::Claim { lease: LEASE },
-            &item(Status::Registered, QueueStatus::Waiting),
-            "lan",
-            ts(NOW),
-        )
-        .expect("claims");
-        assert_eq!(d.to, Status::SentToVinmec);
-        assert_eq!(d.entry.status, QueueStatus::Claimed);
-        assert_eq!(d.entry.claimed_by.as_deref(), Some("lan"));
-        assert_eq!(d.entry.lease_until, Some(ts("2021-11-27T04:10:00Z")));
-        // Unreachable customers are retried through a new claim.
-        let d = decide(
-            &QueueAction::Claim { lease: LEASE },
-            &item(Status::Unreachable, QueueStatus::Waiting),
-            "lan",
-            ts(NOW),
-        )
-        .expect("claims");
-        assert_eq!(d.to, Status::SentToVinmec);
-    }
-
-    #[test]
-    fn leases_exclude_others_until_they_run_out() {
-        let held = claimed(
-            item(Status::SentToVinmec, QueueStatus::Waiting),
-            "lan",
-            "2021-11-27T04:05:00Z",
-        );
-        let claim = QueueAction::Claim { lease: LEASE };
-        assert!(refusal(decide(&claim, &held, "minh", ts(NOW))).starts_with("LeaseHeld"));
-        // The holder claiming again keeps it (and extends it).
-        let d = decide(&claim, &held, "lan", ts(NOW)).expect("own claim");
-        assert_eq!(d.entry.lease_until, Some(ts("2021-11-27T04:10:00Z")));
-        // At the lease's end it is anyone's.
-        assert_eq!(
-            effective(&held.entry, ts("2021-11-27T04:05:00Z")),
-            QueueStatus::Waiting
-        );
-        let d = decide(&claim, &held, "minh", ts("2021-11-27T04:05:00Z")).expect("expired");
-        assert_eq!(d.entry.claimed_by.as_deref(), Some("minh"));
-        // The old holder learns that the lease ran out.
-        let renew = QueueAction::Renew { lease: LEASE };
-        assert!(
-            refusal(decide(&renew, &held, "lan", ts("2021-11-27T04:06:00Z")))
-                .starts_with("LeaseExpired")
-        );
-        assert!(
-            refusal(decide(&renew, &held, "minh", ts(NOW))).starts_with("LeaseHeld"),
-            "renewing someone else's lease"
-        );
-        let waiting = item(Status::Registered, QueueStatus::Waiting);
-        assert!(refusal(decide(&renew, &waiting, "lan", ts(NOW))).starts_with("LeaseNotHeld"));
-    }
-
-    #[test]
-    fn booking_needs_lease_and_prescreen_and_ends_the_claim() {
-        let held = claimed(
-            item(Status::SentToVinmec, QueueStatus::Waiting),
-            "lan",
-            "2021-11-27T04:05:00Z",
-        );
-        let book = QueueAction::Book(booking());
-        assert_eq!(
-            refusal(decide(&book, &held, "lan", ts(NOW))),
-            "PrescreenRequired"
-        );
-        let pre = decide(
-            &QueueAction::Prescreen {
-                need: "đau lưng".into(),
-                routed_specialty: 4,
-            },
-            &held,
-            "lan",
-            ts(NOW),
-        )
-        .expect("prescreen");
-        assert_eq!(pre.to, Status::SentToVinmec);
-        let mut screened = held.clone();
-        screened.entry = pre.entry;
-        let d = decide(&book, &screened, "lan", ts(NOW)).expect("books");
-        assert_eq!(d.to, Status::AppointmentBooked);
-        assert_eq!(d.entry.status, QueueStatus::Done);
-        assert_eq!(d.entry.claimed_by, None);
-        assert_eq!(d.entry.appointment_minutes, Some(30));
-        // Rescheduling a booked entry needs no lease and changes no status.
-        let mut booked = screened.clone();
-        booked.registration.status = Status::AppointmentBooked;
-        booked.entry = d.entry;
-        let d = decide(&book, &booked, "minh", ts(NOW)).expect("reschedules");
-        assert_eq!(d.to, Status::AppointmentBooked);
-        // Booking without a claim.
-        let waiting = item(Status::SentToVinmec, QueueStatus::Waiting);
-        assert!(refusal(decide(&book, &waiting, "lan", ts(NOW))).starts_with("LeaseNotHeld"));
-    }
-
-    #[test]
-    fn each_action_refused_in_the_wrong_state() {
-        let now = ts(NOW);
-        let consulted = QueueAction::Consulted {
-            report: "ổn".into(),
-        };
-        // No consulting before booking.
-        let held = claimed(
-            item(Status::SentToVinmec, QueueStatus::Waiting),
-            "lan",
-            "2021-11-27T05:00:00Z",
-        );
-        assert_eq!(
-            refusal(decide(&consulted, &held, "lan", now)),
-            "InvalidTransition(sent_to_vinmec->consulted)"
-        );
-        // Consulting a booked entry works once.
-        let booked = item(Status::AppointmentBooked, QueueStatus::Done);
-        let d = decide(&consulted, &booked, "bs-hoa", now).expect("consulted");
-        assert_eq!(d.to, Status::Consulted);
-        let done = item(Status::Consulted, QueueStatus::Done);
-        assert!(refusal(decide(&consulted, &done, "bs-hoa", now)).starts_with("InvalidTransition"));
-        // No booking, claiming or cancelling a cancelled registration.
-        let cancelled = item(Status::Cancelled, QueueStatus::Cancelled);
-        for action in [
-            QueueAction::Claim { lease: LEASE },
-            QueueAction::Book(booking()),
-            QueueAction::Cancel { reason: "x".into() },
-        ] {
-            let r = refusal(decide(&action, &cancelled, "lan", now));
-            assert!(
-                r.starts_with("WrongState")
-                    || r.starts_with("InvalidTransition")
-                    || r.starts_with("LeaseNotHeld"),
-                "{action:?}: {r}"
-            );
-        }
-        // A consulted customer cannot be cancelled; a booked one can.
-        assert!(
-            refusal(decide(
-                &QueueAction::Cancel { reason: "x".into() },
-                &done,
-                "lan",
-                now
-            ))
-            .starts_with("InvalidTransition")
-        );
-        let d = decide(
-            &QueueAction::Cancel {
-                reason: "đổi ý".into(),
-            },
-            &booked,
-            "lan",
-            now,
-        )
-        .expect("cancel");
-        assert_eq!(
-            (d.to, d.entry.status),
-            (Status::Cancelled, QueueStatus::Cancelled)
-        );
-        // Not while another scheduler is on the phone with the customer.
-        assert!(
-            refusal(decide(
-                &QueueAction::Cancel { reason: "x".into() },
-                &held,
-                "minh",
-                now
-            ))
-            .starts_with("LeaseHeld")
-        );
-        // A missed appointment: booked → unreachable without a lease, back to waiting.
-        let d = decide(
-            &QueueAction::Unreachable {
-                note: "không nghe máy".into(),
-            },
-            &booked,
-            "lan",
-            now,
-        )
-        .expect("missed");
-        assert_eq!(
-            (d.to, d.entry.status),
-            (Status::Unreachable, QueueStatus::Waiting)
-        );
-        assert_eq!(d.entry.unreachable_count, 1);
-        // A first call needs the lease.
-        let waiting = item(Status::SentToVinmec, QueueStatus::Waiting);
-        assert!(
-            refusal(decide(
-                &QueueAction::Unreachable {
-                    note: String::new()
-                },
-                &waiting,
-                "lan",
-                now
-            ))
-            .starts_with("LeaseNotHeld")
-        );
-        // Prescreening a booked registration is not a thing.
-        let booked_held = claimed(booked.clone(), "lan", "2021-11-27T05:00:00Z");
-        assert!(
-            refusal(decide(
-                &QueueAction::Prescreen {
-                    need: "x".into(),
-                    routed_specialty: 1
-                },
-                &booked_held,
-                "lan",
-                now
-            ))
-            .starts_with("WrongState")
-        );
-        // Done entries are not claimable.
-        assert!(
-            refusal(decide(
-                &QueueAction::Claim { lease: LEASE },
-                &booked,
-                "lan",
-                now
-            ))
-            .starts_with("WrongState")
-        );
-    }
 }

@@ -9,9 +9,16 @@
 //!   and consultation windows in Asia/Ho_Chi_Minh, the status lifecycle, numbers.
 //! - [`dialer`] — outbound campaigns' decisions: policy, calling windows, retry by
 //!   disposition, pacing, the scheduler over running campaigns.
+//! - [`campaign`] — a campaign's contacts and attempts: who is a contact, claim-time
+//!   holds and closures, charging, retry and opt-out when an attempt ends, refunds
+//!   after a throttling burst, restart recovery.
+//! - [`vinmec`] — the Vinmec scheduling queue: leases, pre-screening, booking, the
+//!   consultation, cancelling — `decide` returns the transition the store writes.
 
+pub mod campaign;
 pub mod dialer;
 mod names;
 pub mod program;
+pub mod vinmec;
 
 pub use names::ParseEnumError;

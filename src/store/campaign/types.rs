@@ -1,9 +1,10 @@
 //! Rows and small enums of the campaign tables (see `migrations/*/0002_campaigns.sql`).
 //!
-//! The decision vocabulary is the dialer's ([`Disposition`], [`CallOutcome`],
-//! [`DoneReason`], [`CampaignState`], [`CampaignKind`]); this module adds what only the
-//! persistent side needs: contact and attempt states, the richer flow outcome an
-//! answered call records, and how an attempt was resolved.
+//! The decision vocabulary is the domain's: the dialer's ([`Disposition`],
+//! [`CampaignState`], [`CampaignKind`]) and the campaign rules' (contact and attempt
+//! states, the flow's outcome, why a contact is done, how an attempt was resolved —
+//! `tongdai_domain::campaign`, re-exported here). This module holds the rows and the
+//! reports built from them, and how each value is stored.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -15,178 +16,35 @@ use serde::Serialize;
 use crate::store::error::{StoreError, corrupt};
 use crate::store::time;
 use tongdai_domain::dialer::{
-    CallOutcome, CampaignKind, CampaignPolicy, CampaignState, Disposition, DoneReason,
-    RetryDecision,
+    CampaignKind, CampaignPolicy, CampaignState, Disposition, RetryDecision,
 };
 use tongdai_domain::program::ParseEnumError;
 
 use tongdai_domain::string_enum;
 
-string_enum! {
-    /// Where a contact is in its campaign.
-    ContactState, "contact state" {
-        /// Due when `not_before` is unset (never dialled) or has passed.
-        Waiting = "waiting",
-        /// Claimed: exactly one attempt of it is `dialing`.
-        Dialing = "dialing",
-        /// Never dialled again by this campaign (`done_reason` says why).
-        Done = "done",
+/// The states, outcomes and ends of contacts and attempts are the campaign rules' words
+/// (`tongdai_domain::campaign`); the store persists them by name.
+pub use tongdai_domain::campaign::{
+    AttemptEnd, AttemptStatus, CallLaterRequest, ClaimHold, ContactEnd, ContactState, FlowOutcome,
+    Resolution, SurveyQuestion,
+};
+
+/// A "call me later" request as stored: `after:<seconds>` or `tomorrow`.
+pub(crate) fn call_later_to_db(r: CallLaterRequest) -> String {
+    match r {
+        CallLaterRequest::After(d) => format!("after:{}", d.as_secs()),
+        CallLaterRequest::Tomorrow => "tomorrow".into(),
     }
 }
 
-string_enum! {
-    /// Why a contact is done: the dialer's [`DoneReason`]s plus what only the store can
-    /// see when it claims (the subscriber moved on through another channel).
-    ContactEnd, "contact done reason" {
-        Completed = "completed",
-        Rejected = "rejected",
-        InvalidNumber = "invalid_number",
-        OptedOut = "opted_out",
-        MaxAttempts = "max_attempts",
-        NoCallingWindow = "no_calling_window",
-        Duplicate = "duplicate",
-        /// Invitation: registered (hotline, another campaign) since the list was made.
-        AlreadyRegistered = "already_registered",
-        /// Survey: the registration was surveyed by another run.
-        AlreadySurveyed = "already_surveyed",
+pub(crate) fn call_later_from_db(s: &str) -> Result<CallLaterRequest, StoreError> {
+    if s == "tomorrow" {
+        return Ok(CallLaterRequest::Tomorrow);
     }
-}
-
-impl From<DoneReason> for ContactEnd {
-    fn from(r: DoneReason) -> Self {
-        match r {
-            DoneReason::Completed => ContactEnd::Completed,
-            DoneReason::Rejected => ContactEnd::Rejected,
-            DoneReason::InvalidNumber => ContactEnd::InvalidNumber,
-            DoneReason::OptedOut => ContactEnd::OptedOut,
-            DoneReason::MaxAttempts => ContactEnd::MaxAttempts,
-            DoneReason::NoCallingWindow => ContactEnd::NoCallingWindow,
-            DoneReason::Duplicate => ContactEnd::Duplicate,
-        }
-    }
-}
-
-string_enum! {
-    /// What the flow of an answered outbound call reported, as stored on the attempt.
-    /// Richer than the dialer's [`CallOutcome`] (supervisors want to know *why* an
-    /// invitation ended); [`FlowOutcome::call_outcome`] maps it for the retry decision.
-    FlowOutcome, "flow outcome" {
-        /// Invitation: registered (channel `outbound_call`).
-        Registered = "registered",
-        /// Invitation: the number already holds a registration.
-        AlreadyRegistered = "already_registered",
-        /// Invitation: no longer eligible (list, plan or charge changed).
-        NotEligible = "not_eligible",
-        /// Invitation: the 500 places were taken before the subscriber could register.
-        CapFull = "cap_full",
-        /// Invitation: outside the registration period.
-        RegistrationClosed = "registration_closed",
-        NotInterested = "not_interested",
-        /// "Call me later" (the request is in `AttemptRow::call_later`).
-        CallLater = "call_later",
-        /// Pressed the opt-out key: on the do-not-call list for every campaign.
-        OptedOut = "opted_out",
-        SurveyCompleted = "survey_completed",
-        /// Hung up (or gave up) part-way; the answers given are kept.
-        SurveyPartial = "survey_partial",
-    }
-}
-
-impl FlowOutcome {
-    /// The dialer's view, for [`tongdai_domain::dialer::next_attempt`]. Every invitation ending
-    /// other than "call later" and opt-out is final: calling back someone who is
-    /// registered, ineligible or too late for the program achieves nothing.
-    pub fn call_outcome(self, call_later_at: Option<Timestamp>) -> CallOutcome {
-        match self {
-            FlowOutcome::Registered => CallOutcome::Registered,
-            FlowOutcome::AlreadyRegistered
-            | FlowOutcome::NotEligible
-            | FlowOutcome::CapFull
-            | FlowOutcome::RegistrationClosed
-            | FlowOutcome::NotInterested => CallOutcome::NotInterested,
-            FlowOutcome::CallLater => CallOutcome::CallLater { at: call_later_at },
-            FlowOutcome::OptedOut => CallOutcome::OptOut,
-            FlowOutcome::SurveyCompleted => CallOutcome::SurveyCompleted,
-            FlowOutcome::SurveyPartial => CallOutcome::SurveyPartial,
-        }
-    }
-}
-
-/// When the subscriber asked to be called back. Stored as `after:<seconds>` or
-/// `tomorrow`; turned into an instant when the attempt finishes (relative to its end),
-/// then moved into a calling window by the retry rules.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CallLaterRequest {
-    /// "In about this long".
-    After(#[serde(with = "humantime_serde")] Duration),
-    /// The next day's first calling window (local time of the policy).
-    Tomorrow,
-}
-
-impl CallLaterRequest {
-    /// Parses what a dialplan variable holds: `"tomorrow"`, or a humantime duration
-    /// (`"2h"`, `"30m"`). Empty means "no preference" (`None`).
-    pub fn parse_var(s: &str) -> Result<Option<CallLaterRequest>, String> {
-        let s = s.trim();
-        if s.is_empty() {
-            return Ok(None);
-        }
-        if s.eq_ignore_ascii_case("tomorrow") {
-            return Ok(Some(CallLaterRequest::Tomorrow));
-        }
-        let d = humantime::parse_duration(s)
-            .map_err(|e| format!("call_later {s:?} is not \"tomorrow\" or a duration: {e}"))?;
-        if d.is_zero() || d > Duration::from_secs(14 * 24 * 3600) {
-            return Err(format!("call_later {s:?} must be between 1s and 14 days"));
-        }
-        Ok(Some(CallLaterRequest::After(d)))
-    }
-
-    pub(crate) fn to_db(self) -> String {
-        match self {
-            CallLaterRequest::After(d) => format!("after:{}", d.as_secs()),
-            CallLaterRequest::Tomorrow => "tomorrow".into(),
-        }
-    }
-
-    pub(crate) fn from_db(s: &str) -> Result<CallLaterRequest, StoreError> {
-        if s == "tomorrow" {
-            return Ok(CallLaterRequest::Tomorrow);
-        }
-        s.strip_prefix("after:")
-            .and_then(|n| n.parse::<u64>().ok())
-            .map(|n| CallLaterRequest::After(Duration::from_secs(n)))
-            .ok_or_else(|| corrupt("campaign_attempts", "call_later", format!("{s:?}")))
-    }
-}
-
-string_enum! {
-    /// Where an attempt is.
-    AttemptStatus, "attempt status" {
-        /// Claimed; the INVITE may be out (see `started_at`).
-        Dialing = "dialing",
-        Finished = "finished",
-        /// Recovered after a restart with no trace that the INVITE left: not charged.
-        Released = "released",
-    }
-}
-
-string_enum! {
-    /// How an attempt's end was established.
-    Resolution, "attempt resolution" {
-        /// Reported by the dialer runtime ([`crate::store::Store::finish_attempt`]).
-        Final = "final",
-        /// Restart: the call record of its Call-ID held the final.
-        RecoveredRecord = "recovered_record",
-        /// Restart: no call record, but the flow had recorded its outcome.
-        RecoveredOutcome = "recovered_outcome",
-        /// Restart: the INVITE never left; released uncharged.
-        RecoveredNoTrace = "recovered_no_trace",
-        /// Restart: the call may have reached the subscriber but no final is known:
-        /// charged as failed (or as answered-incomplete when it was answered).
-        RecoveredAmbiguous = "recovered_ambiguous",
-    }
+    s.strip_prefix("after:")
+        .and_then(|n| n.parse::<u64>().ok())
+        .map(|n| CallLaterRequest::After(Duration::from_secs(n)))
+        .ok_or_else(|| corrupt("campaign_attempts", "call_later", format!("{s:?}")))
 }
 
 string_enum! {
@@ -198,29 +56,6 @@ string_enum! {
         Import = "import",
         /// A supervisor added it (the customer asked customer care).
         Supervisor = "supervisor",
-    }
-}
-
-string_enum! {
-    /// The satisfaction survey's questions (dialplans/survey.toml).
-    SurveyQuestion, "survey question" {
-        /// Satisfaction with the consultation, 1 (very dissatisfied) – 5 (very satisfied).
-        Satisfaction = "satisfaction",
-        /// Did the doctor resolve the question: 1 yes, 2 no (stored as pressed).
-        Resolved = "resolved",
-        /// Would recommend the program, 1 – 5 (5 = certainly). See ARCHITECTURE.md for
-        /// why 1–5 rather than 0–10.
-        Recommend = "recommend",
-    }
-}
-
-impl SurveyQuestion {
-    /// The values a subscriber can give.
-    pub fn accepts(self, value: u8) -> bool {
-        match self {
-            SurveyQuestion::Satisfaction | SurveyQuestion::Recommend => (1..=5).contains(&value),
-            SurveyQuestion::Resolved => value == 1 || value == 2,
-        }
     }
 }
 
@@ -381,20 +216,6 @@ pub struct ClaimedAttempt {
     pub ring_timeout: Duration,
 }
 
-/// Why a claim returned nothing although contacts may be waiting.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClaimHold {
-    /// The campaign is not running (draft, paused, stopped, completed).
-    NotRunning(#[serde(serialize_with = "ser_state")] CampaignState),
-    /// Outside the calling windows; `opens` is the next opening.
-    OutsideCallingWindow { opens: Option<Timestamp> },
-    /// Invitation: all places of the program are taken.
-    CapReached,
-    /// Invitation: outside the registration period (`today` before or after it).
-    RegistrationClosed,
-}
-
 /// The answer of [`crate::store::Store::claim_due`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Claims {
@@ -408,48 +229,6 @@ pub struct Claims {
     /// Contacts found due but done at claim time (do-not-call, registered or surveyed
     /// meanwhile) instead of being dialled.
     pub skipped: u32,
-}
-
-/// How an attempt ended, as the dialer runtime reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AttemptEnd {
-    pub disposition: Disposition,
-    /// Raw final status (`None`: no final at all, e.g. transport failure).
-    pub sip_code: Option<u16>,
-    /// Reason header text (`Q.850;cause=17;text="User busy"`), when one came.
-    pub reason: Option<String>,
-    pub answered_at: Option<Timestamp>,
-    pub ended_at: Timestamp,
-    /// The pacer was throttling the trunk when this final came
-    /// ([`tongdai_domain::dialer::Pacer::is_throttling`]): a busy/congested final then does not
-    /// burn the subscriber's attempt.
-    pub throttled: bool,
-}
-
-impl AttemptEnd {
-    /// From a SIP final (`ring_timed_out`: *we* CANCELled after `ring_timeout`).
-    pub fn from_sip(code: u16, ring_timed_out: bool, ended_at: Timestamp) -> AttemptEnd {
-        AttemptEnd {
-            disposition: Disposition::from_sip(code, ring_timed_out),
-            sip_code: Some(code),
-            reason: None,
-            answered_at: None,
-            ended_at,
-            throttled: false,
-        }
-    }
-
-    /// An answered call that ended (BYE either way) at `ended_at`.
-    pub fn answered(answered_at: Timestamp, ended_at: Timestamp) -> AttemptEnd {
-        AttemptEnd {
-            disposition: Disposition::Answered,
-            sip_code: Some(200),
-            reason: None,
-            answered_at: Some(answered_at),
-            ended_at,
-            throttled: false,
-        }
-    }
 }
 
 /// The result of finishing an attempt.
@@ -765,10 +544,7 @@ impl TryFrom<AttemptRaw> for AttemptRow {
                 })
                 .transpose()?,
             outcome: opt_parse(T, "outcome", r.outcome)?,
-            call_later: r
-                .call_later
-                .map(|s| CallLaterRequest::from_db(&s))
-                .transpose()?,
+            call_later: r.call_later.map(|s| call_later_from_db(&s)).transpose()?,
             charged: r.charged != 0,
             status: r.status.parse().map_err(|e| corrupt(T, "status", e))?,
             resolution: opt_parse(T, "resolution", r.resolution)?,
@@ -833,6 +609,7 @@ impl TryFrom<AnswerRaw> for SurveyAnswer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tongdai_domain::dialer::DoneReason;
 
     #[test]
     fn strings_round_trip() {
@@ -874,24 +651,13 @@ mod tests {
 
     #[test]
     fn call_later_requests() {
-        assert_eq!(CallLaterRequest::parse_var(""), Ok(None));
-        assert_eq!(
-            CallLaterRequest::parse_var("2h"),
-            Ok(Some(CallLaterRequest::After(Duration::from_secs(7200))))
-        );
-        assert_eq!(
-            CallLaterRequest::parse_var("Tomorrow"),
-            Ok(Some(CallLaterRequest::Tomorrow))
-        );
-        assert!(CallLaterRequest::parse_var("soon").is_err());
-        assert!(CallLaterRequest::parse_var("30d").is_err());
         for r in [
             CallLaterRequest::Tomorrow,
             CallLaterRequest::After(Duration::from_secs(90)),
         ] {
-            assert_eq!(CallLaterRequest::from_db(&r.to_db()).ok(), Some(r));
+            assert_eq!(call_later_from_db(&call_later_to_db(r)).ok(), Some(r));
         }
-        assert!(CallLaterRequest::from_db("after:x").is_err());
+        assert!(call_later_from_db("after:x").is_err());
     }
 
     #[test]
