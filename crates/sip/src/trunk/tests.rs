@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::acl::Acl;
 use crate::auth::Credentials;
 use crate::endpoint::{AccessConfig, Endpoint, EndpointConfig, Flow, Output, Timers};
-use crate::trunk::{TrunkConfig, TrunkStatus, TrunkTransport};
+use crate::trunk::{TrunkConfig, TrunkState, TrunkTransport};
 
 const TRUNK: &str = "127.0.0.1:5099";
 
@@ -32,8 +32,9 @@ fn cfg(register: bool, options: Option<u64>, creds: bool) -> TrunkConfig {
 
 struct Harness {
     ep: Endpoint,
-    /// Every status published, in order.
-    published: Vec<TrunkStatus>,
+    /// Every state published, in order.
+    published: Vec<TrunkState<Instant>>,
+    t0: Instant,
 }
 
 impl Harness {
@@ -53,6 +54,7 @@ impl Harness {
         let mut h = Harness {
             ep,
             published: vec![],
+            t0,
         };
         h.ep.set_trunk_addr(t0, TRUNK.parse().unwrap());
         let sent = h.drain();
@@ -114,8 +116,8 @@ CSeq: {}\r\n{extra}Content-Length: 0\r\n\r\n",
         self.drain()
     }
 
-    fn status(&self) -> TrunkStatus {
-        self.ep.trunk_status().unwrap()
+    fn status(&self) -> TrunkState<Instant> {
+        self.ep.trunk_state(self.t0)
     }
 }
 
@@ -344,7 +346,7 @@ fn tcp_transport_errors_fail_the_register_and_a_lost_idle_connection_re_register
     // The connection breaks before the answer: failure now, not after Timer F, and
     // the backoff stands (a refused connect must not loop).
     ep.handle_transport_error(t0, addr);
-    let s = ep.trunk_status().unwrap();
+    let s = ep.trunk_state(t0);
     assert_eq!(s.reachable, Some(false));
     assert_eq!(s.register_status, Some(503));
     assert_eq!(s.next_register, Some(t0 + Duration::from_secs(5)));
@@ -367,10 +369,10 @@ Expires: 600\r\nContent-Length: 0\r\n\r\n",
         hdr(&reg, "CSeq")
     );
     ep.handle_bytes(at, Flow::tcp_to(addr), ok.as_bytes());
-    assert!(ep.trunk_status().unwrap().registered);
+    assert!(ep.trunk_state(at).registered);
     let later = at + Duration::from_secs(100);
     ep.handle_transport_error(later, addr);
-    assert_eq!(ep.trunk_status().unwrap().next_register, Some(later));
+    assert_eq!(ep.trunk_state(later).next_register, Some(later));
 }
 
 #[test]
