@@ -638,3 +638,6 @@ fn request_flow(leg: &Leg) -> Flow {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -110,8 +110,6 @@ pub(super) struct UacLeg {
     provisional: bool,
     cancel: CancelState,
     cancel_cause: FailCause,
-    /// The ACK of the 2xx, re-sent for each retransmitted 2xx.
-    ack: Option<(Flow, Vec<u8>)>,
     last_progress: Option<u16>,
     /// Timer C, or the CANCEL give-up.
     deadline: Option<Instant>,
@@ -173,6 +171,52 @@ impl DialogLayer {
             "<{}>",
             request_uri.split(';').next().unwrap_or(&request_uri)
         );
+        let headers = self.invite_headers(&from_user, flow, &req.extra_headers);
+        let leg_id = self.new_leg_id();
+        let leg = Leg {
+            call_id: call_id.clone(),
+            local_tag: local_tag.clone(),
+            local: from,
+            remote: to.clone(),
+            remote_target: request_uri.clone(),
+            route_set: Vec::new(),
+            flow,
+            uac: Some(Box::new(UacLeg {
+                request_uri,
+                to,
+                headers,
+                body: req.offer_sdp,
+                auth: AuthSession::default(),
+                auth_header: None,
+                provisional: false,
+                cancel: CancelState::None,
+                cancel_cause: FailCause::Cancelled,
+                last_progress: None,
+                deadline: None,
+            })),
+            local_cseq: 1,
+            remote_cseq: 0,
+            state: LegState::Early,
+            invite_key: None,
+            reinvite_key: None,
+            pending_2xx: None,
+            hangup_pending: false,
+        };
+        self.dialogs.insert((call_id.clone(), local_tag), leg_id);
+        self.legs.insert(leg_id, leg);
+        self.send_invite(now, txns, leg_id);
+        Ok(Dialed {
+            leg: leg_id,
+            call_id,
+        })
+    }
+
+    /// The INVITE's header lines that stay the same in its authenticated retry: our
+    /// Contact, P-Asserted-Identity (the trunk's, as a URI), the caller's extra headers,
+    /// Allow.
+    fn invite_headers(&self, from_user: &str, flow: Flow, extra: &[(String, String)]) -> String {
+        let adv = self.cfg.advertised;
+        let host = host_string(adv);
         let tp = if flow.reliable() {
             ";transport=tcp"
         } else {
@@ -196,48 +240,11 @@ impl DialogLayer {
             };
             headers.push_str(&format!("P-Asserted-Identity: {value}\r\n"));
         }
-        for (name, value) in &req.extra_headers {
+        for (name, value) in extra {
             headers.push_str(&format!("{name}: {value}\r\n"));
         }
         headers.push_str(&format!("Allow: {}\r\n", message::ALLOW));
-        let leg_id = self.new_leg_id();
-        let leg = Leg {
-            call_id: call_id.clone(),
-            local_tag: local_tag.clone(),
-            local: from,
-            remote: to.clone(),
-            remote_target: request_uri.clone(),
-            route_set: Vec::new(),
-            flow,
-            uac: Some(Box::new(UacLeg {
-                request_uri,
-                to,
-                headers,
-                body: req.offer_sdp,
-                auth: AuthSession::default(),
-                auth_header: None,
-                provisional: false,
-                cancel: CancelState::None,
-                cancel_cause: FailCause::Cancelled,
-                ack: None,
-                last_progress: None,
-                deadline: None,
-            })),
-            local_cseq: 1,
-            remote_cseq: 0,
-            state: LegState::Early,
-            invite_key: None,
-            reinvite_key: None,
-            pending_2xx: None,
-            hangup_pending: false,
-        };
-        self.dialogs.insert((call_id.clone(), local_tag), leg_id);
-        self.legs.insert(leg_id, leg);
-        self.send_invite(now, txns, leg_id);
-        Ok(Dialed {
-            leg: leg_id,
-            call_id,
-        })
+        headers
     }
 
     fn is_current_invite(&self, leg: LegId, key: &TxId) -> bool {
@@ -514,7 +521,6 @@ impl DialogLayer {
         leg.state = LegState::Confirmed;
         let (flow, ack) = dialog_ack(&self.cfg, leg, cseq, auth.as_ref());
         if let Some(uac) = leg.uac.as_mut() {
-            uac.ack = Some((flow, ack.clone()));
             uac.auth.on_success();
         }
         if let Some(sent) = self.invites.get_mut(id) {

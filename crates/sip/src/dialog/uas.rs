@@ -49,7 +49,11 @@ impl DialogLayer {
         // 100 Trying at once: it stops the caller's INVITE retransmissions.
         let trying = message::response(&req, 100, None, false, vec![], None, &self.cfg.user_agent);
         txns.respond(now, &id, &trying);
+        self.open_inbound_leg(id, flow, req);
+    }
 
+    /// The leg (an early dialog, our tag chosen) of a new INVITE, and its `Incoming`.
+    fn open_inbound_leg(&mut self, id: TxId, flow: Flow, req: rsip::Request) {
         let leg_id = self.new_leg_id();
         let call_id = header(&req, "Call-ID").unwrap_or("").to_string();
         let from = header(&req, "From").unwrap_or("").to_string();
