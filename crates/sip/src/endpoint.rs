@@ -2,11 +2,11 @@
 //! and routes between them; it decides nothing a layer could.
 //!
 //! ```text
-//!  bytes ─▶ source ACL ─▶ edge checks ─▶ TransactionLayer ──TxEvent──▶ DialogLayer ─▶ LegEvent
-//!                                          ▲      ▲  │                     │ ▲
-//!                                          │      │  └─TxEvent (its own)─▶ Trunk
-//!           Command / dial ────────────────┼──────┼────────────────────────┘ │
-//!                                  respond, start_client, cancel        REGISTER, OPTIONS
+//! bytes ─▶ ACL ─▶ edge ─▶ TransactionLayer ─TxEvent─▶ DialogLayer ─LegEvent─▶ call layer
+//!                          ▲      ▲     └──TxEvent──▶ Trunk ─TrunkState─▶ driver
+//!                          │      └──── REGISTER, OPTIONS ───┘
+//!                          └─ respond, start_client, cancel (the DialogLayer, on
+//!                             received requests, Commands and dials)
 //! ```
 //!
 //! - the **source ACL** (`acl.rs`) is applied before any transaction or dialog exists

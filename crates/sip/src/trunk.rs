@@ -186,10 +186,13 @@ impl<T> TrunkState<T> {
 
 impl TrunkState<Instant> {
     /// The state on the wall clock, `wall` being the wall-clock reading at `now`.
+    /// (A moment `SystemTime` cannot hold saturates rather than panics.)
     pub fn on_wall_clock(self, now: Instant, wall: SystemTime) -> TrunkState<SystemTime> {
         self.map_time(|i| match i.checked_duration_since(now) {
-            Some(ahead) => wall + ahead,
-            None => wall - now.duration_since(i),
+            Some(ahead) => wall.checked_add(ahead).unwrap_or(wall),
+            None => wall
+                .checked_sub(now.duration_since(i))
+                .unwrap_or(SystemTime::UNIX_EPOCH),
         })
     }
 }

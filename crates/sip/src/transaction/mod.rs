@@ -169,10 +169,6 @@ impl TransactionLayer {
         }
     }
 
-    pub fn config(&self) -> &TransactionConfig {
-        &self.cfg
-    }
-
     /// Transactions alive, of all four kinds.
     pub fn len(&self) -> usize {
         self.ist.len() + self.nist.len() + self.ict.len() + self.nict.len()

@@ -1,7 +1,7 @@
 //! The trunk's REGISTER and OPTIONS keepalive in virtual time, driven through the
 //! endpoint so that the transactions (Timer E/F) are the real ones.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::acl::Acl;
 use crate::auth::Credentials;
@@ -403,4 +403,30 @@ fn unregister_removes_the_binding_and_stops_everything() {
         "{later:?}"
     );
     assert!(!h.ep.unregister(at), "only once");
+}
+
+#[test]
+fn the_state_moves_to_the_wall_clock_moment_for_moment() {
+    let t0 = Instant::now();
+    let (mut h, sent) = Harness::new(cfg(true, None, false), t0);
+    let at = t0 + Duration::from_secs(10);
+    h.answer(at, &sent[0], 200, "Expires: 600\r\n");
+    let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let later = at + Duration::from_secs(1);
+    let state = h.ep.trunk_state(later);
+    assert_eq!(state.updated_at, Some(later));
+    let published = state.on_wall_clock(later, wall);
+    assert_eq!(published.updated_at, Some(wall), "read out at `later`");
+    assert_eq!(
+        published.registered_until,
+        Some(wall + Duration::from_secs(599)),
+        "granted at `at`, one second before"
+    );
+    assert_eq!(
+        published.next_register,
+        Some(wall + Duration::from_secs(479))
+    );
+    assert!(published.configured && published.register && published.registered);
+    assert_eq!(published.host, "trunk.example");
+    assert_eq!(published.transport, Some(TrunkTransport::Udp));
 }
