@@ -189,12 +189,13 @@ impl App {
                 None => Err(503),
             }
         });
-        let (sip, driver) = transport::spawn_with(endpoint_cfg, access, udp, tcp, lazy_router)
-            .map_err(|source| AppError::Bind {
-                what: "SIP",
-                addr: listen,
-                source,
-            })?;
+        let (sip, driver) =
+            transport::spawn_with(endpoint_cfg, access, udp, tcp, lazy_router, clock.clone())
+                .map_err(|source| AppError::Bind {
+                    what: "SIP",
+                    addr: listen,
+                    source,
+                })?;
         let ctx = Arc::new(CallContext {
             sip: sip.clone(),
             prompts: prompts.clone(),

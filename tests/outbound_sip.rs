@@ -163,7 +163,9 @@ async fn sip_layer(trunk: TrunkConfig, t1: Duration) -> SipHandle {
         trunk: Some(trunk),
     };
     let router: transport::Router = Box::new(|_| Err(404));
-    let (sip, _driver) = transport::spawn_with(cfg, access, udp, tcp, router).expect("spawn");
+    let clock = std::sync::Arc::new(tongdai::clock::SystemClock);
+    let (sip, _driver) =
+        transport::spawn_with(cfg, access, udp, tcp, router, clock).expect("spawn");
     sip
 }
 

@@ -2,6 +2,9 @@
 //! `trunk` section, the `tongdai_trunk_*` gauges): read from the SIP driver's
 //! `watch` of [`TrunkState`], so it costs no SIP traffic and is as fresh as the last
 //! REGISTER or OPTIONS answer.
+//!
+//! [`TrunkState`] is the SIP layer's domain type and knows nothing of JSON;
+//! [`TrunkView`] is the wire shape (`Trunk` in `openapi.json`), built from it here.
 
 use std::time::SystemTime;
 
@@ -28,12 +31,29 @@ pub enum TrunkHealth {
     Unknown,
 }
 
+/// The trunk's transport as the API spells it (the configuration's words).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportView {
+    Udp,
+    Tcp,
+}
+
+impl From<TrunkTransport> for TransportView {
+    fn from(t: TrunkTransport) -> Self {
+        match t {
+            TrunkTransport::Udp => TransportView::Udp,
+            TrunkTransport::Tcp => TransportView::Tcp,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct TrunkView {
     pub health: TrunkHealth,
     pub configured: bool,
     pub host: String,
-    pub transport: Option<TrunkTransport>,
+    pub transport: Option<TransportView>,
     /// The resolved address (`null` until the host resolves).
     pub addr: Option<String>,
     /// Whether we REGISTER with the trunk at all.
@@ -83,7 +103,7 @@ pub fn view(s: &TrunkState) -> TrunkView {
         health: health(s),
         configured: s.configured,
         host: s.host.clone(),
-        transport: s.transport,
+        transport: s.transport.map(TransportView::from),
         addr: s.addr.map(|a| a.to_string()),
         register: s.register,
         registered: s.registered,
@@ -130,5 +150,39 @@ mod tests {
         assert_eq!(health(&s), TrunkHealth::Up);
         s.reachable = Some(false);
         assert_eq!(health(&s), TrunkHealth::Down);
+    }
+
+    #[test]
+    fn the_view_is_the_documented_json() {
+        let at = |secs| Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+        let s = TrunkState {
+            configured: true,
+            host: "trunk.example".into(),
+            transport: Some(TrunkTransport::Tcp),
+            addr: Some("127.0.0.1:5099".parse().unwrap()),
+            register: true,
+            registered: true,
+            registered_until: at(1_700_003_600),
+            next_register: at(1_700_002_880),
+            register_failures: 0,
+            register_status: Some(200),
+            reachable: Some(true),
+            last_options_rtt: Some(std::time::Duration::from_millis(12)),
+            options_status: Some(200),
+            last_error: None,
+            updated_at: at(1_700_000_000),
+        };
+        assert_eq!(
+            serde_json::to_string(&view(&s)).unwrap(),
+            "{\"health\":\"up\",\"configured\":true,\"host\":\"trunk.example\",\
+\"transport\":\"tcp\",\"addr\":\"127.0.0.1:5099\",\"register\":true,\"registered\":true,\
+\"registered_until\":\"2023-11-14T23:13:20Z\",\"next_register\":\"2023-11-14T23:01:20Z\",\
+\"register_failures\":0,\"register_status\":200,\"reachable\":true,\"options_rtt_ms\":12.0,\
+\"options_status\":200,\"last_error\":null,\"updated_at\":\"2023-11-14T22:13:20Z\"}"
+        );
+        let none = view(&TrunkState::default());
+        let json = serde_json::to_value(&none).unwrap();
+        assert_eq!(json["health"], "not_configured");
+        assert!(json["transport"].is_null() && json["updated_at"].is_null());
     }
 }

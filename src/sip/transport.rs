@@ -11,12 +11,18 @@
 //! for every request and reads responses and in-dialog requests from it like from an
 //! accepted one; a failed or lost connection is reported to the endpoint (pending
 //! transactions fail at once, the trunk re-registers) and the next send reconnects.
+//!
+//! The trunk's state comes out of the endpoint in monotonic time; the driver publishes
+//! it on the wall clock read from the service's injected clock ([`SharedClock`]), so a
+//! test's clock is what the API and the dialer see. The driver's own timers stay on
+//! tokio's, like every timer that waits.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -25,12 +31,13 @@ use tokio_util::sync::CancellationToken;
 
 use tongdai_capacity::GiveBack;
 
+use crate::clock::SharedClock;
 use tongdai_sip::endpoint::{
     AccessConfig, Command, DialError, DialRequest, Dialed, Endpoint, EndpointConfig, Flow,
     IncomingCall, LegEvent, LegId, OUTBOUND_CONN, Output,
 };
 use tongdai_sip::framing::{FramingError, StreamFramer};
-use tongdai_sip::trunk::{TrunkConfig, TrunkState};
+use tongdai_sip::trunk::TrunkState;
 
 /// Largest SIP message accepted on a TCP stream.
 const MAX_STREAM_MESSAGE: usize = 64 * 1024;
@@ -178,14 +185,15 @@ pub async fn bind(listen: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
 }
 
 /// Starts the driver and the TCP accept loop for an inbound-only endpoint (no ACL, no
-/// trunk). They run until [`SipHandle::stop`].
+/// trunk). They run until [`SipHandle::stop`]. `clock` stamps the published trunk state.
 pub fn spawn(
     cfg: EndpointConfig,
     udp: UdpSocket,
     tcp: TcpListener,
     router: Router,
+    clock: SharedClock,
 ) -> io::Result<(SipHandle, tokio::task::JoinHandle<()>)> {
-    spawn_with(cfg, AccessConfig::default(), udp, tcp, router)
+    spawn_with(cfg, AccessConfig::default(), udp, tcp, router, clock)
 }
 
 /// Like [`spawn`], with the source ACL and the trunk (registration and keepalive start
@@ -196,6 +204,7 @@ pub fn spawn_with(
     udp: UdpSocket,
     tcp: TcpListener,
     router: Router,
+    clock: SharedClock,
 ) -> io::Result<(SipHandle, tokio::task::JoinHandle<()>)> {
     let local_addr = udp.local_addr()?;
     let (tx, rx) = mpsc::unbounded_channel();
@@ -212,12 +221,10 @@ pub fn spawn_with(
     if let Some(addr) = literal {
         endpoint.set_trunk_addr(now(), addr);
     }
-    let initial = TrunkState::from_status(
-        trunk_cfg.as_ref(),
-        &endpoint.trunk_status().unwrap_or_default(),
-        now(),
-        std::time::SystemTime::now(),
-    );
+    let at = now();
+    let initial = endpoint
+        .trunk_state(at)
+        .on_wall_clock(at, wall_clock(&clock));
     let (trunk_tx, trunk_rx) = watch::channel(initial);
     if let Some(trunk) = trunk_cfg.as_ref().filter(|_| literal.is_none()) {
         tokio::spawn(resolve_trunk(
@@ -236,7 +243,7 @@ pub fn spawn_with(
         stop: stop.clone(),
         routes: HashMap::new(),
         router,
-        trunk_cfg,
+        clock,
         trunk_tx,
     };
     let join = tokio::spawn(driver.run(rx, tcp_rx, stop));
@@ -293,12 +300,19 @@ struct Driver {
     stop: CancellationToken,
     routes: HashMap<LegId, mpsc::UnboundedSender<LegEvent>>,
     router: Router,
-    trunk_cfg: Option<TrunkConfig>,
+    /// Where the published trunk state's wall-clock moments come from.
+    clock: SharedClock,
     trunk_tx: watch::Sender<TrunkState>,
 }
 
 fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
+}
+
+/// The injected clock's wall reading as a `SystemTime`. jiff's range is inside
+/// `SystemTime`'s on every platform we run on; the epoch stands in if it ever was not.
+fn wall_clock(clock: &SharedClock) -> SystemTime {
+    SystemTime::try_from(clock.now()).unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 impl Driver {
@@ -468,13 +482,9 @@ impl Driver {
                     },
                 },
                 Output::Event(event) => self.route(event),
-                Output::Trunk(status) => {
-                    let state = TrunkState::from_status(
-                        self.trunk_cfg.as_ref(),
-                        &status,
-                        now(),
-                        std::time::SystemTime::now(),
-                    );
+                Output::Trunk(state) => {
+                    let at = now();
+                    let state = state.on_wall_clock(at, wall_clock(&self.clock));
                     self.trunk_tx.send_replace(state);
                 }
             }

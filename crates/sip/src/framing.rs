@@ -38,7 +38,7 @@ pub enum FramingError {
 /// Cuts a byte stream into SIP messages.
 ///
 /// ```
-/// use tongdai::sip::framing::StreamFramer;
+/// use tongdai_sip::framing::StreamFramer;
 /// let mut f = StreamFramer::new(64 * 1024);
 /// f.push(b"\r\n\r\nOPTIONS sip:a@b SIP/2.0\r\nContent-Length: 0\r\n\r\n");
 /// assert!(f.next_message().unwrap().is_some());

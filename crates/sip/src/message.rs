@@ -3,6 +3,8 @@
 //! Header values are copied verbatim from the request (Via, From, To, Call-ID, CSeq,
 //! Record-Route) as RFC 3261 §8.2.6.2 requires; we never re-render what a peer sent.
 
+use std::net::SocketAddr;
+
 use rsipstack::sip as rsip;
 use rsipstack::sip::{HasHeaders, Header};
 
@@ -163,6 +165,50 @@ pub fn response(
 /// A header of any name (`Header::Other`), for the ones rsip has no variant for.
 pub fn other(name: &str, value: impl Into<String>) -> Header {
     Header::Other(name.to_string(), value.into())
+}
+
+/// An address's host as written in a URI or a Via (an IPv6 address in brackets).
+pub fn host_string(a: SocketAddr) -> String {
+    match a {
+        SocketAddr::V4(v4) => v4.ip().to_string(),
+        SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
+    }
+}
+
+/// `sip:user@1.2.3.4:5070;transport=udp` → 1.2.3.4:5070 (default port 5060); `None`
+/// for a host name, which would need a resolver.
+pub fn ip_literal_addr(uri: &str) -> Option<SocketAddr> {
+    let parsed = rsip::Uri::try_from(uri).ok()?;
+    let ip = match parsed.host_with_port.host {
+        rsip::Host::IpAddr(ip) => ip,
+        rsip::Host::Domain(_) => return None,
+    };
+    let port = parsed.host_with_port.port.map(u16::from).unwrap_or(5060);
+    Some(SocketAddr::new(ip, port))
+}
+
+/// Splits a comma-separated header list (Record-Route, Contact), respecting `<...>` and
+/// quotes.
+pub fn split_header_list(v: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (mut angle, mut quoted, mut start) = (false, false, 0);
+    for (i, c) in v.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '<' if !quoted => angle = true,
+            '>' if !quoted => angle = false,
+            ',' if !quoted && !angle => {
+                out.push(v[start..i].trim().to_string());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    let last = v[start..].trim();
+    if !last.is_empty() {
+        out.push(last.to_string());
+    }
+    out
 }
 
 #[cfg(test)]

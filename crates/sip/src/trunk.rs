@@ -4,22 +4,28 @@
 //! [`Trunk`] decides *what* to send and *when* (initial REGISTER, refresh at 80 % of
 //! the granted expiry, exponential backoff with a cap after failures or the server's
 //! `Retry-After`, `423` → `Min-Expires`, one digest retry per challenge, an OPTIONS
-//! every `options_interval`); the endpoint wraps each [`TrunkRequest`] in a non-INVITE
-//! client transaction (Via, branch, Timer E/F) and reports the outcome back. The trunk's
-//! condition is a plain [`TrunkStatus`] which the driver publishes as a
-//! [`TrunkState`] on a `tokio::sync::watch` (`SipHandle::trunk_state`).
+//! every `options_interval`). Each [`TrunkRequest`] is a [`ClientRequest`] for the
+//! transaction layer, which adds Via and branch and runs Timers E/F; the endpoint starts
+//! it there and hands the transaction's outcome back ([`Trunk::on_outcome`]). The
+//! trunk's condition is one [`TrunkState`]: kept here in monotonic time, published by
+//! the SIP driver on the wall clock (`SipHandle::trunk_state`).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use rsipstack::sip as rsip;
+use rsipstack::sip::Method;
 
-use super::auth::{AuthSession, Credentials};
-use super::endpoint::Flow;
-use super::message::{self, header, header_param, random_token, uri_of};
+use crate::auth::{AuthSession, Credentials};
+use crate::flow::Flow;
+use crate::message::{
+    self, header, header_param, host_string, random_token, split_header_list, uri_of,
+};
+use crate::transaction::ClientRequest;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+/// How we reach the trunk (`[trunk] transport`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TrunkTransport {
     Udp,
@@ -93,16 +99,29 @@ impl TrunkConfig {
     }
 }
 
-/// What the rest of the service sees of the trunk (the sans-IO view, in `Instant`s).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TrunkStatus {
+/// The trunk's condition: what the dialer holds campaigns on, what supervisors see
+/// (the API renders it as its own JSON) and what the metrics gauge.
+///
+/// One type on two clocks, `T` being the type of its moments: the sans-IO [`Trunk`]
+/// keeps it in monotonic `Instant`s (`TrunkState<Instant>`, comparable with the `now`
+/// it is fed); the SIP driver publishes it on the wall clock (`TrunkState`, i.e.
+/// `TrunkState<SystemTime>`), converted with [`TrunkState::on_wall_clock`] at a moment
+/// read from the service's injected clock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrunkState<T = SystemTime> {
+    /// Whether a `[trunk]` is configured at all.
+    pub configured: bool,
+    pub host: String,
+    pub transport: Option<TrunkTransport>,
     /// The trunk's resolved address (`None` until the host resolves).
     pub addr: Option<SocketAddr>,
+    /// Whether we REGISTER with the trunk at all.
+    pub register: bool,
     /// A REGISTER binding is valid right now (always false with `register = false`).
     pub registered: bool,
-    pub registered_until: Option<Instant>,
+    pub registered_until: Option<T>,
     /// When the next REGISTER (refresh or retry) goes out.
-    pub next_register: Option<Instant>,
+    pub next_register: Option<T>,
     /// Consecutive failed REGISTERs (0 after a success).
     pub register_failures: u32,
     /// Final status of the last REGISTER (200, 403, 408 for a timeout …).
@@ -114,61 +133,67 @@ pub struct TrunkStatus {
     pub options_status: Option<u16>,
     /// The last problem, in words (cleared by the next success of the same kind).
     pub last_error: Option<String>,
+    /// The moment this state was read out (and so, for a published one, when it was
+    /// published).
+    pub updated_at: Option<T>,
 }
 
-/// [`TrunkStatus`] in wall-clock time, as published on the `watch` channel.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct TrunkState {
-    /// Whether a `[trunk]` is configured at all.
-    pub configured: bool,
-    pub host: String,
-    pub transport: Option<TrunkTransport>,
-    pub addr: Option<SocketAddr>,
-    pub register: bool,
-    pub registered: bool,
-    pub registered_until: Option<SystemTime>,
-    pub next_register: Option<SystemTime>,
-    pub register_failures: u32,
-    pub register_status: Option<u16>,
-    pub reachable: Option<bool>,
-    pub last_options_rtt: Option<Duration>,
-    pub options_status: Option<u16>,
-    pub last_error: Option<String>,
-    /// When this state was published.
-    pub updated_at: Option<SystemTime>,
-}
-
-impl TrunkState {
-    /// Converts a status at `now` (monotonic) / `wall` (the same moment on the wall clock).
-    pub fn from_status(
-        cfg: Option<&TrunkConfig>,
-        s: &TrunkStatus,
-        now: Instant,
-        wall: SystemTime,
-    ) -> TrunkState {
-        let at = |i: Option<Instant>| {
-            i.map(|i| match i.checked_duration_since(now) {
-                Some(ahead) => wall + ahead,
-                None => wall - now.duration_since(i),
-            })
-        };
+/// No trunk configured, nothing known.
+impl<T> Default for TrunkState<T> {
+    fn default() -> Self {
         TrunkState {
-            configured: cfg.is_some(),
-            host: cfg.map(|c| c.host.clone()).unwrap_or_default(),
-            transport: cfg.map(|c| c.transport),
-            addr: s.addr,
-            register: cfg.is_some_and(|c| c.register),
-            registered: s.registered,
-            registered_until: at(s.registered_until),
-            next_register: at(s.next_register),
-            register_failures: s.register_failures,
-            register_status: s.register_status,
-            reachable: s.reachable,
-            last_options_rtt: s.last_options_rtt,
-            options_status: s.options_status,
-            last_error: s.last_error.clone(),
-            updated_at: Some(wall),
+            configured: false,
+            host: String::new(),
+            transport: None,
+            addr: None,
+            register: false,
+            registered: false,
+            registered_until: None,
+            next_register: None,
+            register_failures: 0,
+            register_status: None,
+            reachable: None,
+            last_options_rtt: None,
+            options_status: None,
+            last_error: None,
+            updated_at: None,
         }
+    }
+}
+
+impl<T> TrunkState<T> {
+    /// The same state with every moment converted by `f`.
+    pub fn map_time<U>(self, f: impl Fn(T) -> U) -> TrunkState<U> {
+        TrunkState {
+            configured: self.configured,
+            host: self.host,
+            transport: self.transport,
+            addr: self.addr,
+            register: self.register,
+            registered: self.registered,
+            registered_until: self.registered_until.map(&f),
+            next_register: self.next_register.map(&f),
+            register_failures: self.register_failures,
+            register_status: self.register_status,
+            reachable: self.reachable,
+            last_options_rtt: self.last_options_rtt,
+            options_status: self.options_status,
+            last_error: self.last_error,
+            updated_at: self.updated_at.map(&f),
+        }
+    }
+}
+
+impl TrunkState<Instant> {
+    /// The state on the wall clock, `wall` being the wall-clock reading at `now`.
+    /// (A moment `SystemTime` cannot hold saturates rather than panics.)
+    pub fn on_wall_clock(self, now: Instant, wall: SystemTime) -> TrunkState<SystemTime> {
+        self.map_time(|i| match i.checked_duration_since(now) {
+            Some(ahead) => wall.checked_add(ahead).unwrap_or(wall),
+            None => wall
+                .checked_sub(now.duration_since(i))
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+        })
     }
 }
 
@@ -178,15 +203,12 @@ pub enum TrunkTxn {
     Options,
 }
 
-/// A request for the endpoint to send to the trunk: everything but Via, Max-Forwards,
-/// User-Agent and Content-Length, which are the transaction layer's.
+/// A request to the trunk, for the endpoint to start as a client transaction: the
+/// transaction layer adds Via, Max-Forwards, User-Agent and Content-Length.
 #[derive(Clone, Debug)]
 pub struct TrunkRequest {
     pub kind: TrunkTxn,
-    pub method: &'static str,
-    pub uri: String,
-    /// Complete header lines (`Name: value\r\n`).
-    pub headers: String,
+    pub request: ClientRequest,
 }
 
 /// How a trunk transaction ended.
@@ -210,7 +232,8 @@ pub struct Trunk {
     cfg: TrunkConfig,
     /// Our advertised address, for Contact and From.
     local: SocketAddr,
-    status: TrunkStatus,
+    /// The condition (`updated_at` is set when it is read out).
+    status: TrunkState<Instant>,
     changed: bool,
     sends: VecDeque<TrunkRequest>,
     // --- registration ---
@@ -235,15 +258,19 @@ pub struct Trunk {
 
 impl Trunk {
     pub fn new(cfg: TrunkConfig, local: SocketAddr) -> Trunk {
-        let host = match local {
-            SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
-            SocketAddr::V4(v4) => v4.ip().to_string(),
+        let host = host_string(local);
+        let status = TrunkState {
+            configured: true,
+            host: cfg.host.clone(),
+            transport: Some(cfg.transport),
+            register: cfg.register,
+            ..TrunkState::default()
         };
         Trunk {
             reg_expires: cfg.register_expires,
             cfg,
             local,
-            status: TrunkStatus::default(),
+            status,
             changed: true,
             sends: VecDeque::new(),
             reg_call_id: format!("{}@{host}", random_token(20)),
@@ -263,8 +290,12 @@ impl Trunk {
         &self.cfg
     }
 
-    pub fn status(&self) -> &TrunkStatus {
-        &self.status
+    /// The condition as of `now`.
+    pub fn state(&self, now: Instant) -> TrunkState<Instant> {
+        TrunkState {
+            updated_at: Some(now),
+            ..self.status.clone()
+        }
     }
 
     /// Where requests to the trunk go (`None` until resolved). Over TCP the driver keeps
@@ -277,7 +308,7 @@ impl Trunk {
         })
     }
 
-    /// True once after every change of [`Trunk::status`] (the driver then publishes it).
+    /// True once after every change of [`Trunk::state`] (the driver then publishes it).
     pub fn take_changed(&mut self) -> bool {
         std::mem::take(&mut self.changed)
     }
@@ -388,11 +419,7 @@ impl Trunk {
         let host = self.cfg.uri_host();
         let aor = format!("sip:{user}@{host}");
         let mut h = format!(
-            "From: <{aor}>;tag={tag}\r\nTo: <{aor}>\r\nCall-ID: {cid}\r\nCSeq: {cseq} REGISTER\r\n\
-Contact: <sip:{user}@{local}{tp}>\r\nExpires: {exp}\r\n",
-            tag = self.reg_from_tag,
-            cid = self.reg_call_id,
-            cseq = self.reg_cseq,
+            "Contact: <sip:{user}@{local}{tp}>\r\nExpires: {exp}\r\n",
             local = host_port(self.local),
             tp = self.cfg.transport_param(),
             exp = if self.closing {
@@ -409,9 +436,17 @@ Contact: <sip:{user}@{local}{tp}>\r\nExpires: {exp}\r\n",
         }
         self.sends.push_back(TrunkRequest {
             kind: TrunkTxn::Register,
-            method: "REGISTER",
-            uri,
-            headers: h,
+            request: ClientRequest {
+                method: Method::Register,
+                uri,
+                route: Vec::new(),
+                from: format!("<{aor}>;tag={}", self.reg_from_tag),
+                to: format!("<{aor}>"),
+                call_id: self.reg_call_id.clone(),
+                cseq: self.reg_cseq,
+                headers: h,
+                body: None,
+            },
         });
     }
 
@@ -551,21 +586,24 @@ Contact: <sip:{user}@{local}{tp}>\r\nExpires: {exp}\r\n",
         };
         self.options_sent = Some(now);
         self.options_next = Some(now + interval);
-        let uri = self.cfg.server_uri();
-        let local = host_of(self.local);
-        let h = format!(
-            "From: <sip:{user}@{local}>;tag={tag}\r\nTo: <sip:{host}>\r\nCall-ID: {cid}@{local}\r\n\
-CSeq: 1 OPTIONS\r\nAccept: application/sdp\r\n",
-            user = self.cfg.caller_id,
-            tag = random_token(10),
-            host = self.cfg.uri_host(),
-            cid = random_token(20),
-        );
+        let local = host_string(self.local);
         self.sends.push_back(TrunkRequest {
             kind: TrunkTxn::Options,
-            method: "OPTIONS",
-            uri,
-            headers: h,
+            request: ClientRequest {
+                method: Method::Options,
+                uri: self.cfg.server_uri(),
+                route: Vec::new(),
+                from: format!(
+                    "<sip:{user}@{local}>;tag={tag}",
+                    user = self.cfg.caller_id,
+                    tag = random_token(10)
+                ),
+                to: format!("<sip:{}>", self.cfg.uri_host()),
+                call_id: format!("{}@{local}", random_token(20)),
+                cseq: 1,
+                headers: "Accept: application/sdp\r\n".to_string(),
+                body: None,
+            },
         });
     }
 
@@ -628,7 +666,7 @@ fn granted_expiry(resp: &rsip::Response, local: SocketAddr) -> Option<Duration> 
     let ours = host_port(local);
     let from_contact = message::headers(resp, "Contact")
         .into_iter()
-        .flat_map(split_list)
+        .flat_map(split_header_list)
         .find(|c| uri_of(c).contains(&ours))
         .and_then(|c| header_param(&c, "expires").and_then(|e| e.trim().parse::<u64>().ok()));
     let secs = from_contact
@@ -636,33 +674,8 @@ fn granted_expiry(resp: &rsip::Response, local: SocketAddr) -> Option<Duration> 
     Some(Duration::from_secs(secs))
 }
 
-fn split_list(v: &str) -> Vec<String> {
-    let (mut angle, mut quoted, mut start, mut out) = (false, false, 0, Vec::new());
-    for (i, c) in v.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            '<' if !quoted => angle = true,
-            '>' if !quoted => angle = false,
-            ',' if !quoted && !angle => {
-                out.push(v[start..i].trim().to_string());
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(v[start..].trim().to_string());
-    out
-}
-
-fn host_of(a: SocketAddr) -> String {
-    match a {
-        SocketAddr::V4(v4) => v4.ip().to_string(),
-        SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
-    }
-}
-
 fn host_port(a: SocketAddr) -> String {
-    format!("{}:{}", host_of(a), a.port())
+    format!("{}:{}", host_string(a), a.port())
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! Transaction and dialog behaviour in virtual time: no sockets, no sleeping.
 
+use std::time::Duration;
+
 use super::*;
 
 const PEER: &str = "127.0.0.1:5061";

@@ -1,12 +1,12 @@
 //! The trunk's REGISTER and OPTIONS keepalive in virtual time, driven through the
 //! endpoint so that the transactions (Timer E/F) are the real ones.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::acl::Acl;
 use crate::auth::Credentials;
 use crate::endpoint::{AccessConfig, Endpoint, EndpointConfig, Flow, Output, Timers};
-use crate::trunk::{TrunkConfig, TrunkStatus, TrunkTransport};
+use crate::trunk::{TrunkConfig, TrunkState, TrunkTransport};
 
 const TRUNK: &str = "127.0.0.1:5099";
 
@@ -32,8 +32,9 @@ fn cfg(register: bool, options: Option<u64>, creds: bool) -> TrunkConfig {
 
 struct Harness {
     ep: Endpoint,
-    /// Every status published, in order.
-    published: Vec<TrunkStatus>,
+    /// Every state published, in order.
+    published: Vec<TrunkState<Instant>>,
+    t0: Instant,
 }
 
 impl Harness {
@@ -53,6 +54,7 @@ impl Harness {
         let mut h = Harness {
             ep,
             published: vec![],
+            t0,
         };
         h.ep.set_trunk_addr(t0, TRUNK.parse().unwrap());
         let sent = h.drain();
@@ -114,8 +116,8 @@ CSeq: {}\r\n{extra}Content-Length: 0\r\n\r\n",
         self.drain()
     }
 
-    fn status(&self) -> TrunkStatus {
-        self.ep.trunk_status().unwrap()
+    fn status(&self) -> TrunkState<Instant> {
+        self.ep.trunk_state(self.t0)
     }
 }
 
@@ -344,7 +346,7 @@ fn tcp_transport_errors_fail_the_register_and_a_lost_idle_connection_re_register
     // The connection breaks before the answer: failure now, not after Timer F, and
     // the backoff stands (a refused connect must not loop).
     ep.handle_transport_error(t0, addr);
-    let s = ep.trunk_status().unwrap();
+    let s = ep.trunk_state(t0);
     assert_eq!(s.reachable, Some(false));
     assert_eq!(s.register_status, Some(503));
     assert_eq!(s.next_register, Some(t0 + Duration::from_secs(5)));
@@ -367,10 +369,10 @@ Expires: 600\r\nContent-Length: 0\r\n\r\n",
         hdr(&reg, "CSeq")
     );
     ep.handle_bytes(at, Flow::tcp_to(addr), ok.as_bytes());
-    assert!(ep.trunk_status().unwrap().registered);
+    assert!(ep.trunk_state(at).registered);
     let later = at + Duration::from_secs(100);
     ep.handle_transport_error(later, addr);
-    assert_eq!(ep.trunk_status().unwrap().next_register, Some(later));
+    assert_eq!(ep.trunk_state(later).next_register, Some(later));
 }
 
 #[test]
@@ -401,4 +403,30 @@ fn unregister_removes_the_binding_and_stops_everything() {
         "{later:?}"
     );
     assert!(!h.ep.unregister(at), "only once");
+}
+
+#[test]
+fn the_state_moves_to_the_wall_clock_moment_for_moment() {
+    let t0 = Instant::now();
+    let (mut h, sent) = Harness::new(cfg(true, None, false), t0);
+    let at = t0 + Duration::from_secs(10);
+    h.answer(at, &sent[0], 200, "Expires: 600\r\n");
+    let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let later = at + Duration::from_secs(1);
+    let state = h.ep.trunk_state(later);
+    assert_eq!(state.updated_at, Some(later));
+    let published = state.on_wall_clock(later, wall);
+    assert_eq!(published.updated_at, Some(wall), "read out at `later`");
+    assert_eq!(
+        published.registered_until,
+        Some(wall + Duration::from_secs(599)),
+        "granted at `at`, one second before"
+    );
+    assert_eq!(
+        published.next_register,
+        Some(wall + Duration::from_secs(479))
+    );
+    assert!(published.configured && published.register && published.registered);
+    assert_eq!(published.host, "trunk.example");
+    assert_eq!(published.transport, Some(TrunkTransport::Udp));
 }

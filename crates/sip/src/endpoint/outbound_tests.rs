@@ -9,7 +9,7 @@ use crate::endpoint::{
     AccessConfig, Command, DialError, DialRequest, EndReason, Endpoint, EndpointConfig, FailCause,
     Flow, LegEvent, LegId, Output, Timers,
 };
-use crate::trunk::{TrunkConfig, TrunkStatus, TrunkTransport};
+use crate::trunk::{TrunkConfig, TrunkState, TrunkTransport};
 
 const TRUNK: &str = "127.0.0.1:5099";
 
@@ -58,7 +58,7 @@ fn endpoint(transport: TrunkTransport, creds: bool, t0: Instant) -> Endpoint {
 struct Drained {
     sent: Vec<(Flow, String)>,
     events: Vec<LegEvent>,
-    trunk: Vec<TrunkStatus>,
+    trunk: Vec<TrunkState<Instant>>,
 }
 
 fn drain_all(ep: &mut Endpoint) -> Drained {
