@@ -8,19 +8,19 @@
 //!   Progress*  → ringing (the CallLog shows it)
 //!   ring_timeout → Command::Cancel → Failed(487) = no_answer
 //!   Answered   → accept_answer (no common codec: BYE, failed) → attempt_answered →
-//!                run_answered (the campaign's dialplan, DialplanStart::Now)
+//!                run_answered: the CallSession, answered (the campaign's dialplan,
+//!                DialplanStart::Now)
 //!   Failed     → disposition from the final/cause; Reason kept
 //!   → the call record is filed (direction outbound, campaign, attempt, raw code,
 //!     disposition) → CallEnd to the runtime, which finishes the attempt
 //! ```
 //!
 //! The call ends — and the runtime hears of it — only after the dialplan's last action
-//! result is back (`run_answered` waits for running actions), so `finish_attempt` sees
-//! every outcome the flow recorded.
+//! result is back (the session waits for running actions), so `finish_attempt` sees
+//! every outcome the flow recorded. Times are the service clock's (`CallContext::clock`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use jiff::Timestamp;
 use tokio::sync::{mpsc, watch};
@@ -29,9 +29,10 @@ use tracing::Instrument;
 
 use super::actions::ActionCall;
 use super::ports::{RtpPort, RtpPorts};
-use super::record::CallRecord;
+use super::record::{CallRecord, system_time};
 use super::router::SharedDialplans;
-use super::runner::{AnsweredCall, CallContext, DialplanStart, file_record, run_answered};
+use super::runner::{CallContext, CallSetup, file_record, run_answered};
+use super::session::DialplanStart;
 use crate::dialer::runtime::{CallEnd, Failure, Placer, failed_disposition};
 use crate::store::{AttemptEnd, ClaimedAttempt};
 use crate::telemetry::mask_number;
@@ -179,6 +180,7 @@ impl Placer for SipPlacer {
             dialed.leg,
             Some(self.caller_id.clone()),
             Some(p.attempt.msisdn.clone()),
+            system_time(self.ctx.clock.now()),
         );
         record.direction = "outbound";
         record.dialplan = Some(p.plan.name().to_string());
@@ -226,8 +228,9 @@ pub async fn run_outbound(
         direction = "outbound");
     let campaign_id = a.campaign_id;
     let attempt_id = a.attempt_id;
+    let clock = ctx.clock.clone();
     let end = run(ctx, call).instrument(span).await;
-    let at = tokio::time::Instant::now().into_std();
+    let at = clock.monotonic();
     // The runtime outlives every call task it started; a send error means it is gone.
     let _ = ends.send(CallEnd {
         campaign_id,
@@ -237,8 +240,12 @@ pub async fn run_outbound(
     });
 }
 
-fn ts(t: SystemTime) -> Timestamp {
-    Timestamp::try_from(t).unwrap_or_else(|_| Timestamp::now())
+/// When the record says the call ended (the clock's reading when it was filed).
+fn ended_at(ctx: &CallContext, record: &CallRecord) -> Timestamp {
+    record
+        .ended_at
+        .and_then(|t| Timestamp::try_from(t).ok())
+        .unwrap_or_else(|| ctx.clock.now())
 }
 
 async fn run(ctx: Arc<CallContext>, call: OutboundCall) -> AttemptEnd {
@@ -253,7 +260,7 @@ async fn run(ctx: Arc<CallContext>, call: OutboundCall) -> AttemptEnd {
     } = call;
     tracing::info!(attempt_no = attempt.attempt_no, "INVITE sent");
 
-    let ring_deadline = tokio::time::Instant::now() + attempt.ring_timeout;
+    let ring_deadline = ctx.clock.monotonic() + attempt.ring_timeout;
     let mut ring_timed_out = false;
     let mut cancelled = false;
     let answer = loop {
@@ -269,7 +276,7 @@ async fn run(ctx: Arc<CallContext>, call: OutboundCall) -> AttemptEnd {
                 Some(_) => {}
                 None => break Err((503, FailCause::Transport, None)),
             },
-            _ = tokio::time::sleep_until(ring_deadline), if !cancelled => {
+            () = ctx.sleep_until(Some(ring_deadline)), if !cancelled => {
                 tracing::info!(ring_timeout = ?attempt.ring_timeout, "no answer: CANCEL");
                 ring_timed_out = true;
                 cancelled = true;
@@ -312,20 +319,21 @@ async fn run(ctx: Arc<CallContext>, call: OutboundCall) -> AttemptEnd {
             record.final_status = Some(status);
             record.disposition = Some(disposition.as_str());
             drop(port);
-            let record = file_record(&ctx, record, end_reason).await;
+            record.end(end_reason, system_time(ctx.clock.now()));
+            let record = file_record(&ctx, record).await;
             return AttemptEnd {
                 disposition,
                 sip_code: Some(status),
                 reason,
                 answered_at: None,
-                ended_at: record.ended_at.map(ts).unwrap_or_else(Timestamp::now),
+                ended_at: ended_at(&ctx, &record),
                 throttled: false,
             };
         }
     };
 
-    let answered_at = SystemTime::now();
-    record.answered_at = Some(answered_at);
+    let answered_at = ctx.clock.now();
+    record.answered_at = Some(system_time(answered_at));
     record.final_status = Some(200);
     let negotiated = match sdp::accept_answer(&sdp) {
         Ok(n) => n,
@@ -334,20 +342,21 @@ async fn run(ctx: Arc<CallContext>, call: OutboundCall) -> AttemptEnd {
             ctx.sip.command(Command::Hangup { leg });
             record.disposition = Some(Disposition::Failed.as_str());
             drop(port);
-            let record = file_record(&ctx, record, "no_common_codec").await;
+            record.end("no_common_codec", system_time(ctx.clock.now()));
+            let record = file_record(&ctx, record).await;
             return AttemptEnd {
                 disposition: Disposition::Failed,
                 sip_code: Some(200),
                 reason: Some(format!("no common codec: {e}")),
-                answered_at: Some(ts(answered_at)),
-                ended_at: record.ended_at.map(ts).unwrap_or_else(Timestamp::now),
+                answered_at: Some(answered_at),
+                ended_at: ended_at(&ctx, &record),
                 throttled: false,
             };
         }
     };
     if let Err(e) = ctx
         .store
-        .attempt_answered(attempt.attempt_id, ts(answered_at))
+        .attempt_answered(attempt.attempt_id, answered_at)
         .await
     {
         // The flow's own writes also mark the answer; the call goes on.
@@ -358,7 +367,7 @@ async fn run(ctx: Arc<CallContext>, call: OutboundCall) -> AttemptEnd {
         "answered: running the dialplan"
     );
     record.disposition = Some(Disposition::Answered.as_str());
-    let answered = AnsweredCall {
+    let answered = CallSetup {
         leg,
         negotiated,
         plan,
@@ -370,11 +379,8 @@ async fn run(ctx: Arc<CallContext>, call: OutboundCall) -> AttemptEnd {
         transfer_host,
         start: DialplanStart::Now,
     };
-    let record = run_answered(ctx, answered).await;
-    let mut end = AttemptEnd::answered(
-        ts(answered_at),
-        record.ended_at.map(ts).unwrap_or_else(Timestamp::now),
-    );
+    let record = run_answered(ctx.clone(), answered).await;
+    let mut end = AttemptEnd::answered(answered_at, ended_at(&ctx, &record));
     end.reason = Some(record.end_reason.clone()).filter(|r| !r.is_empty());
     end
 }
