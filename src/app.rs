@@ -114,22 +114,7 @@ impl App {
     /// hands accepted calls over on a channel), calls (the tasks that take them), the
     /// campaign dialer, HTTP.
     pub async fn start_with_clock(settings: Settings, clock: SharedClock) -> Result<App, AppError> {
-        let (prompts, dialplans, report) = check(&settings)?;
-        tracing::info!(prompts = report.prompts, dialplans = report.dialplans,
-            numbers = ?report.numbers, "prompts and dialplans loaded");
-        let store = Store::connect(&settings.database.url).await?;
-        let metrics = Arc::new(crate::metrics::Metrics::new());
-        let parts = Parts {
-            calls: CallLog::with_observer(metrics.clone()),
-            metrics,
-            dialplans: Arc::new(RwLock::new(Arc::new(dialplans))),
-            prompts,
-            store,
-            clock,
-            shutdown: CancellationToken::new(),
-            tracker: TaskTracker::new(),
-            settings,
-        };
+        let parts = Parts::load(settings, clock).await?;
         let sockets = Sockets::bind(&parts.settings).await?;
         let media = parts.start_media()?;
         let ports = Arc::new(RtpPorts::new(
@@ -308,6 +293,27 @@ struct Parts {
 }
 
 impl Parts {
+    /// Everything that can be wrong before a socket is opened: prompts, dialplans, the
+    /// store (connected, migrated).
+    async fn load(settings: Settings, clock: SharedClock) -> Result<Parts, AppError> {
+        let (prompts, dialplans, report) = check(&settings)?;
+        tracing::info!(prompts = report.prompts, dialplans = report.dialplans,
+            numbers = ?report.numbers, "prompts and dialplans loaded");
+        let store = Store::connect(&settings.database.url).await?;
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        Ok(Parts {
+            calls: CallLog::with_observer(metrics.clone()),
+            metrics,
+            dialplans: Arc::new(RwLock::new(Arc::new(dialplans))),
+            prompts,
+            store,
+            clock,
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            settings,
+        })
+    }
+
     /// The shared media clock: one worker per runtime worker thread (see
     /// `media::worker`), and the idle heap trim beside them.
     fn start_media(&self) -> Result<Media, AppError> {

@@ -46,15 +46,31 @@ pub struct RouterConfig {
 /// Builds the router closure the SIP driver calls for each new INVITE; accepted calls
 /// go to `accepted`. Once its receiver is closed (the service drains), calls get 503.
 pub fn router(cfg: RouterConfig, accepted: mpsc::UnboundedSender<InboundCall>) -> Router {
-    let RouterConfig {
-        dialplans,
-        ports,
-        media,
-        max_send_lag,
-    } = cfg;
     Box::new(move |call: &IncomingCall| {
+        let (plan, negotiated, port) = cfg.route(call)?;
+        let (tx, rx) = mpsc::unbounded_channel::<LegEvent>();
+        let accepted_call = InboundCall {
+            call: call.clone(),
+            plan,
+            negotiated,
+            port,
+            events: rx,
+        };
+        if accepted.send(accepted_call).is_err() {
+            tracing::info!("refusing call: 503 (the service is draining)");
+            return Err(503);
+        }
+        Ok(tx)
+    })
+}
+
+impl RouterConfig {
+    /// The dialplan, the offer/answer outcome and the RTP port of a new call, or the
+    /// status that refuses it.
+    fn route(&self, call: &IncomingCall) -> Result<(Arc<CompiledPlan>, Negotiated, RtpPort), u16> {
         let called = call.called.as_deref().unwrap_or("");
-        let plans = dialplans
+        let plans = self
+            .dialplans
             .read()
             .map(|p| p.clone())
             .unwrap_or_else(|e| e.into_inner().clone());
@@ -81,34 +97,19 @@ pub fn router(cfg: RouterConfig, accepted: mpsc::UnboundedSender<InboundCall>) -
                 return Err(488);
             }
         };
-        if let Some(lag) = media_overloaded(&media, max_send_lag) {
+        if let Some(lag) = media_overloaded(&self.media, self.max_send_lag) {
             tracing::info!(
                 lag_ms = lag.as_secs_f64() * 1000.0,
                 "refusing call: 503 (media is sending behind its frame slots)"
             );
             return Err(503);
         }
-        let port = match ports.allocate() {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "refusing call: 503");
-                return Err(503);
-            }
-        };
-        let (tx, rx) = mpsc::unbounded_channel::<LegEvent>();
-        let accepted_call = InboundCall {
-            call: call.clone(),
-            plan,
-            negotiated,
-            port,
-            events: rx,
-        };
-        if accepted.send(accepted_call).is_err() {
-            tracing::info!("refusing call: 503 (the service is draining)");
-            return Err(503);
-        }
-        Ok(tx)
-    })
+        let port = self.ports.allocate().map_err(|e| {
+            tracing::warn!(error = %e, "refusing call: 503");
+            503u16
+        })?;
+        Ok((plan, negotiated, port))
+    }
 }
 
 /// Starts a call task (in `tracker`) for every call the router accepts, until the
