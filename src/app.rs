@@ -1,10 +1,16 @@
 //! Builds and wires the service: prompts, SIP driver, call routing, HTTP. Exposes the
 //! bound ports (port 0 works in tests) and a draining shutdown.
+//!
+//! Construction is a straight line with no back-references: the router the SIP driver
+//! needs only decides and hands accepted calls over on a channel, so it is built before
+//! the driver; the call context, which holds the driver's `SipHandle`, is built after,
+//! and with it the task that starts a call task for each accepted call.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -12,7 +18,7 @@ use crate::api;
 use crate::call::actions::{self, ProgramActions};
 use crate::call::outbound::SipPlacer;
 use crate::call::ports::RtpPorts;
-use crate::call::router::SharedDialplans;
+use crate::call::router::{RouterConfig, SharedDialplans};
 use crate::call::{CallContext, CallLog, router};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
@@ -101,219 +107,61 @@ impl App {
         Self::start_with_clock(settings, Arc::new(SystemClock)).await
     }
 
-    /// Like [`App::start`], with the clock the API decides leases and dates by (tests
-    /// set the time instead of sleeping).
+    /// Like [`App::start`], with the clock the service reads (API leases and dates, the
+    /// dialer, the call tasks): tests set the time instead of sleeping.
+    ///
+    /// A straight line, one step each: check and load, bind, media, SIP (its router
+    /// hands accepted calls over on a channel), calls (the tasks that take them), the
+    /// campaign dialer, HTTP.
     pub async fn start_with_clock(settings: Settings, clock: SharedClock) -> Result<App, AppError> {
-        let (prompts, dialplans, report) = check(&settings)?;
-        tracing::info!(prompts = report.prompts, dialplans = report.dialplans,
-            numbers = ?report.numbers, "prompts and dialplans loaded");
-        let store = Store::connect(&settings.database.url).await?;
-        let dialplans: SharedDialplans = Arc::new(RwLock::new(Arc::new(dialplans)));
-
-        let listen = settings.sip.listen;
-        let (udp, tcp) = transport::bind(listen)
-            .await
-            .map_err(|source| AppError::Bind {
-                what: "SIP (UDP+TCP)",
-                addr: listen,
-                source,
-            })?;
-        let bound = udp.local_addr().map_err(|source| AppError::Bind {
-            what: "SIP",
-            addr: listen,
-            source,
-        })?;
-        let advertised_ip = settings.advertised_ip(bound);
-        let endpoint_cfg = EndpointConfig {
-            advertised: SocketAddr::new(advertised_ip, bound.port()),
-            timers: Timers {
-                t1: settings.sip.t1,
-                t2: settings.sip.t2,
-                t4: settings.sip.t4,
-            },
-            user_agent: settings.sip.user_agent.clone(),
-            max_legs: settings.sip.max_calls,
-        };
-        let access = AccessConfig {
-            acl: settings.sip.acl(),
-            trunk: settings.trunk.trunk_config(),
-        };
-
-        let shutdown = CancellationToken::new();
-        let tracker = TaskTracker::new();
-        // The shared media clock: one worker per runtime worker thread (see media::worker).
-        let media_stop = CancellationToken::new();
-        let media_workers = tokio::runtime::Handle::current().metrics().num_workers();
-        let (media, mut media_tasks) = MediaWorkers::spawn(media_workers, media_stop.clone())
-            .map_err(|source| AppError::Bind {
-                what: "media workers (epoll)",
-                addr: listen,
-                source,
-            })?;
-        let media_for_api = media.clone();
-        let media_for_app = media.clone();
-        let metrics = Arc::new(crate::metrics::Metrics::new());
-        let calls = CallLog::with_observer(metrics.clone());
-        media_tasks.push(tokio::spawn(trim_heap_when_idle(
-            calls.clone(),
-            media_stop.clone(),
-        )));
+        let parts = Parts::load(settings, clock).await?;
+        let sockets = Sockets::bind(&parts.settings).await?;
+        let media = parts.start_media()?;
         let ports = Arc::new(RtpPorts::new(
-            listen.ip(),
-            settings.rtp.port_min,
-            settings.rtp.port_max,
+            parts.settings.sip.listen.ip(),
+            parts.settings.rtp.port_min,
+            parts.settings.rtp.port_max,
         ));
-        let router_plans = dialplans.clone();
-        let dialer_ports = ports.clone();
-
-        // The router needs the SIP handle (to answer) and the driver needs the router:
-        // hand the context to the router through a cell filled right after spawn.
-        let ctx_cell: Arc<std::sync::OnceLock<Arc<CallContext>>> = Arc::default();
-        let router_cell = ctx_cell.clone();
-        let router_tracker = tracker.clone();
-        let mut inner: Option<transport::Router> = None;
-        let lazy_router: transport::Router = Box::new(move |call| {
-            if inner.is_none() {
-                let Some(ctx) = router_cell.get() else {
-                    return Err(503);
-                };
-                inner = Some(router::router(
-                    ctx.clone(),
-                    router_plans.clone(),
-                    ports.clone(),
-                    router_tracker.clone(),
-                ));
-            }
-            match inner.as_mut() {
-                Some(r) => r(call),
-                None => Err(503),
-            }
-        });
-        let (sip, driver) =
-            transport::spawn_with(endpoint_cfg, access, udp, tcp, lazy_router, clock.clone())
-                .map_err(|source| AppError::Bind {
-                    what: "SIP",
-                    addr: listen,
-                    source,
-                })?;
-        let ctx = Arc::new(CallContext {
-            sip: sip.clone(),
-            prompts: prompts.clone(),
-            log: calls.clone(),
-            advertised_ip,
-            answer_delay: settings.sip.answer_delay,
-            inactivity_timeout: settings.rtp.inactivity_timeout,
-            max_send_lag: settings.rtp.max_send_lag,
-            actions: ProgramActions {
-                store: store.clone(),
-                program: Arc::new(settings.program.clone()),
+        let (accepted, incoming) = mpsc::unbounded_channel();
+        let router = router::router(
+            RouterConfig {
+                dialplans: parts.dialplans.clone(),
+                ports: ports.clone(),
+                media: media.workers.clone(),
+                max_send_lag: parts.settings.rtp.max_send_lag,
             },
-            store: store.clone(),
-            media,
-            shutdown: shutdown.clone(),
-            shutdown_grace: settings.shutdown.grace,
-        });
-        let _ = ctx_cell.set(ctx.clone());
-
-        // The campaign dialer: recover what a previous run left dialling, then dial.
-        let dialer = if settings.dialer.enabled {
-            let placer = SipPlacer::new(
-                ctx,
-                dialplans.clone(),
-                dialer_ports,
-                tracker.clone(),
-                settings.trunk.caller_id.trim().to_string(),
-            );
-            let cfg = DialerConfig {
-                instance: settings.dialer.instance_name(),
-                poll_interval: settings.dialer.poll_interval,
-                scheduler: SchedulerConfig {
-                    outbound_ceiling: u32::try_from(
-                        settings.sip.max_calls - settings.dialer.inbound_reserve,
-                    )
-                    .unwrap_or(u32::MAX),
-                    ..SchedulerConfig::default()
-                },
-                program: Arc::new(settings.program.clone()),
-                call_id_host: advertised_ip.to_string(),
-            };
-            tracing::info!(instance = %cfg.instance, "campaign dialer starting");
-            let (dialer, ends) = Dialer::new(store.clone(), placer, cfg, clock.clone());
-            dialer.recover().await?;
-            Some(dialer.spawn(ends))
-        } else {
-            None
-        };
-
-        let http_listener = tokio::net::TcpListener::bind(settings.http.listen)
-            .await
-            .map_err(|source| AppError::Bind {
-                what: "HTTP",
-                addr: settings.http.listen,
-                source,
-            })?;
-        let http_addr = http_listener
-            .local_addr()
-            .map_err(|source| AppError::Bind {
-                what: "HTTP",
-                addr: settings.http.listen,
-                source,
-            })?;
-        let http_task = tokio::spawn(api::serve(
-            http_listener,
-            api::ApiState::new(api::ApiContext {
-                store: store.clone(),
-                program: Arc::new(settings.program.clone()),
-                calls: calls.clone(),
-                sip: sip.clone(),
-                reload: Arc::new({
-                    let settings = settings.clone();
-                    let prompts = prompts.clone();
-                    let dialplans = dialplans.clone();
-                    move || Ok(reload_dialplans(&settings, &prompts, &dialplans)?)
-                }),
-                dialplans: Arc::new({
-                    let dialplans = dialplans.clone();
-                    move || dialplans.read().map(|d| d.len()).unwrap_or(0)
-                }),
-                dialplan_names: Arc::new({
-                    let dialplans = dialplans.clone();
-                    move || {
-                        dialplans
-                            .read()
-                            .map(|d| d.names().map(str::to_owned).collect())
-                            .unwrap_or_default()
-                    }
-                }),
-                outbound_line: settings.trunk.trunk_config().map(|t| t.caller_id),
-                media_lag: Arc::new({
-                    let media = media_for_api;
-                    move || media.send_lag()
-                }),
-                metrics,
-                clock,
-                settings: settings.api.clone(),
-                shutdown: shutdown.clone(),
-            }),
+            accepted,
+        );
+        let (sip, driver) = parts.start_sip(sockets.sip, sockets.advertised_ip, router)?;
+        let ctx = parts.call_context(sip.clone(), media.workers.clone(), sockets.advertised_ip);
+        parts.tracker.spawn(router::run_inbound_calls(
+            ctx.clone(),
+            incoming,
+            parts.tracker.clone(),
         ));
-        tracing::info!(sip = %bound, advertised = %advertised_ip, http = %http_addr, "tongdai is up");
+        let dialer = parts
+            .start_dialer(ctx, ports, sockets.advertised_ip)
+            .await?;
+        let http_task = parts.start_http(sockets.http, &sip, &media.workers);
+        tracing::info!(sip = %sockets.sip_addr, advertised = %sockets.advertised_ip,
+            http = %sockets.http_addr, "tongdai is up");
         Ok(App {
-            sip_addr: bound,
-            http_addr,
-            calls,
-            store,
-            media: media_for_app,
-            dialplans,
-            prompts,
+            sip_addr: sockets.sip_addr,
+            http_addr: sockets.http_addr,
+            calls: parts.calls,
+            store: parts.store,
+            media: media.workers,
+            dialplans: parts.dialplans,
+            prompts: parts.prompts,
             sip,
-            shutdown,
-            tracker,
+            shutdown: parts.shutdown,
+            tracker: parts.tracker,
             driver,
             http_task,
-            media_stop,
-            media_tasks,
+            media_stop: media.stop,
+            media_tasks: media.tasks,
             dialer,
-            settings,
+            settings: parts.settings,
         })
     }
 
@@ -375,6 +223,256 @@ impl App {
         let _ = self.http_task.await;
         self.store.close().await;
         tracing::info!("stopped");
+    }
+}
+
+/// The listening sockets, bound before anything runs: a port in use fails the start
+/// before a task exists.
+struct Sockets {
+    /// SIP over UDP and TCP on one port.
+    sip: (tokio::net::UdpSocket, tokio::net::TcpListener),
+    sip_addr: SocketAddr,
+    /// The address in our Via, Contact and SDP (`sip.public_addr`, else the bound one).
+    advertised_ip: IpAddr,
+    http: tokio::net::TcpListener,
+    http_addr: SocketAddr,
+}
+
+impl Sockets {
+    async fn bind(settings: &Settings) -> Result<Sockets, AppError> {
+        let listen = settings.sip.listen;
+        let sip_err = |source| AppError::Bind {
+            what: "SIP (UDP+TCP)",
+            addr: listen,
+            source,
+        };
+        let (udp, tcp) = transport::bind(listen).await.map_err(sip_err)?;
+        let sip_addr = udp.local_addr().map_err(sip_err)?;
+        let http_listen = settings.http.listen;
+        let http_err = |source| AppError::Bind {
+            what: "HTTP",
+            addr: http_listen,
+            source,
+        };
+        let http = tokio::net::TcpListener::bind(http_listen)
+            .await
+            .map_err(http_err)?;
+        let http_addr = http.local_addr().map_err(http_err)?;
+        Ok(Sockets {
+            sip: (udp, tcp),
+            sip_addr,
+            advertised_ip: settings.advertised_ip(sip_addr),
+            http,
+            http_addr,
+        })
+    }
+}
+
+/// The media workers and the tasks that stop with them.
+struct Media {
+    workers: MediaWorkers,
+    /// Stops the workers (after the calls: they play prompts during the grace) and the
+    /// idle heap trim.
+    stop: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// What the start-up steps share; it becomes the [`App`].
+struct Parts {
+    settings: Settings,
+    clock: SharedClock,
+    store: Store,
+    prompts: PromptCache,
+    dialplans: SharedDialplans,
+    calls: CallLog,
+    metrics: Arc<crate::metrics::Metrics>,
+    /// Cancelled when the service drains.
+    shutdown: CancellationToken,
+    /// Every call task (and the task that starts the inbound ones).
+    tracker: TaskTracker,
+}
+
+impl Parts {
+    /// Everything that can be wrong before a socket is opened: prompts, dialplans, the
+    /// store (connected, migrated).
+    async fn load(settings: Settings, clock: SharedClock) -> Result<Parts, AppError> {
+        let (prompts, dialplans, report) = check(&settings)?;
+        tracing::info!(prompts = report.prompts, dialplans = report.dialplans,
+            numbers = ?report.numbers, "prompts and dialplans loaded");
+        let store = Store::connect(&settings.database.url).await?;
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        Ok(Parts {
+            calls: CallLog::with_observer(metrics.clone()),
+            metrics,
+            dialplans: Arc::new(RwLock::new(Arc::new(dialplans))),
+            prompts,
+            store,
+            clock,
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            settings,
+        })
+    }
+
+    /// The shared media clock: one worker per runtime worker thread (see
+    /// `media::worker`), and the idle heap trim beside them.
+    fn start_media(&self) -> Result<Media, AppError> {
+        let stop = CancellationToken::new();
+        let n = tokio::runtime::Handle::current().metrics().num_workers();
+        let (workers, mut tasks) =
+            MediaWorkers::spawn(n, stop.clone()).map_err(|source| AppError::Bind {
+                what: "media workers (epoll)",
+                addr: self.settings.sip.listen,
+                source,
+            })?;
+        tasks.push(tokio::spawn(trim_heap_when_idle(
+            self.calls.clone(),
+            stop.clone(),
+        )));
+        Ok(Media {
+            workers,
+            stop,
+            tasks,
+        })
+    }
+
+    /// The SIP driver on the bound sockets, with the trunk and the source ACL.
+    fn start_sip(
+        &self,
+        (udp, tcp): (tokio::net::UdpSocket, tokio::net::TcpListener),
+        advertised_ip: IpAddr,
+        router: transport::Router,
+    ) -> Result<(SipHandle, tokio::task::JoinHandle<()>), AppError> {
+        let s = &self.settings;
+        let listen = s.sip.listen;
+        let port = udp.local_addr().map(|a| a.port()).unwrap_or(listen.port());
+        let endpoint = EndpointConfig {
+            advertised: SocketAddr::new(advertised_ip, port),
+            timers: Timers {
+                t1: s.sip.t1,
+                t2: s.sip.t2,
+                t4: s.sip.t4,
+            },
+            user_agent: s.sip.user_agent.clone(),
+            max_legs: s.sip.max_calls,
+        };
+        let access = AccessConfig {
+            acl: s.sip.acl(),
+            trunk: s.trunk.trunk_config(),
+        };
+        transport::spawn_with(endpoint, access, udp, tcp, router, self.clock.clone()).map_err(|source| AppError::Bind {
+            what: "SIP",
+            addr: listen,
+            source,
+        })
+    }
+
+    /// What every call task shares.
+    fn call_context(
+        &self,
+        sip: SipHandle,
+        media: MediaWorkers,
+        advertised_ip: IpAddr,
+    ) -> Arc<CallContext> {
+        let s = &self.settings;
+        Arc::new(CallContext {
+            sip,
+            prompts: self.prompts.clone(),
+            log: self.calls.clone(),
+            advertised_ip,
+            answer_delay: s.sip.answer_delay,
+            inactivity_timeout: s.rtp.inactivity_timeout,
+            max_send_lag: s.rtp.max_send_lag,
+            actions: ProgramActions {
+                store: self.store.clone(),
+                program: Arc::new(s.program.clone()),
+                clock: self.clock.clone(),
+            },
+            store: self.store.clone(),
+            media,
+            shutdown: self.shutdown.clone(),
+            shutdown_grace: s.shutdown.grace,
+            clock: self.clock.clone(),
+        })
+    }
+
+    /// The campaign dialer (`[dialer] enabled`): recovers what a previous run left
+    /// dialling, then dials.
+    async fn start_dialer(
+        &self,
+        ctx: Arc<CallContext>,
+        ports: Arc<RtpPorts>,
+        advertised_ip: IpAddr,
+    ) -> Result<Option<DialerHandle>, AppError> {
+        let s = &self.settings;
+        if !s.dialer.enabled {
+            return Ok(None);
+        }
+        let placer = SipPlacer::new(
+            ctx,
+            self.dialplans.clone(),
+            ports,
+            self.tracker.clone(),
+            s.trunk.caller_id.trim().to_string(),
+        );
+        let cfg = DialerConfig {
+            instance: s.dialer.instance_name(),
+            poll_interval: s.dialer.poll_interval,
+            scheduler: SchedulerConfig {
+                outbound_ceiling: u32::try_from(s.sip.max_calls - s.dialer.inbound_reserve)
+                    .unwrap_or(u32::MAX),
+                ..SchedulerConfig::default()
+            },
+            program: Arc::new(s.program.clone()),
+            call_id_host: advertised_ip.to_string(),
+        };
+        tracing::info!(instance = %cfg.instance, "campaign dialer starting");
+        let (dialer, ends) = Dialer::new(self.store.clone(), placer, cfg, self.clock.clone());
+        dialer.recover().await?;
+        Ok(Some(dialer.spawn(ends)))
+    }
+
+    /// The HTTP API on its bound listener.
+    fn start_http(
+        &self,
+        listener: tokio::net::TcpListener,
+        sip: &SipHandle,
+        media: &MediaWorkers,
+    ) -> tokio::task::JoinHandle<()> {
+        let dialplans = self.dialplans.clone();
+        let names = self.dialplans.clone();
+        let reload = {
+            let (settings, prompts, plans) = (
+                self.settings.clone(),
+                self.prompts.clone(),
+                self.dialplans.clone(),
+            );
+            move || Ok(reload_dialplans(&settings, &prompts, &plans)?)
+        };
+        let media = media.clone();
+        tokio::spawn(api::serve(
+            listener,
+            api::ApiState::new(api::ApiContext {
+                store: self.store.clone(),
+                program: Arc::new(self.settings.program.clone()),
+                calls: self.calls.clone(),
+                sip: sip.clone(),
+                reload: Arc::new(reload),
+                dialplans: Arc::new(move || dialplans.read().map(|d| d.len()).unwrap_or(0)),
+                dialplan_names: Arc::new(move || {
+                    names
+                        .read()
+                        .map(|d| d.names().map(str::to_owned).collect())
+                        .unwrap_or_default()
+                }),
+                outbound_line: self.settings.trunk.trunk_config().map(|t| t.caller_id),
+                media_lag: Arc::new(move || media.send_lag()),
+                metrics: self.metrics.clone(),
+                clock: self.clock.clone(),
+                settings: self.settings.api.clone(),
+                shutdown: self.shutdown.clone(),
+            }),
+        ))
     }
 }
 

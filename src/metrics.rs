@@ -614,6 +614,7 @@ mod tests {
             1,
             Some("0903123678".into()),
             Some("9090".into()),
+            std::time::SystemTime::UNIX_EPOCH,
         );
         r.final_status = status;
         r.digits = digits.into();

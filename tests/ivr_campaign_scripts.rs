@@ -98,6 +98,7 @@ async fn world(cap: u32) -> World {
         actions: ProgramActions {
             store,
             program: Arc::new(program),
+            clock: Arc::new(tongdai::clock::SystemClock),
         },
         _dir: dir,
     }

@@ -60,6 +60,7 @@ async fn setup(eligible: bool) -> (Engine, ProgramActions, tempfile::TempDir) {
     let actions = ProgramActions {
         store,
         program: Arc::new(program),
+        clock: Arc::new(tongdai::clock::SystemClock),
     };
     (Engine::new(plan, BTreeMap::new()), actions, dir)
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
+use crate::clock::SharedClock;
 use crate::store::{
     CallLaterRequest, ClaimedAttempt, FlowOutcome, NewRegistration, RegisterOutcome, Store,
     SurveyQuestion,
@@ -158,6 +159,9 @@ impl ActionCall {
 pub struct ProgramActions {
     pub store: Store,
     pub program: Arc<ProgramConfig>,
+    /// The service's clock: what the actions write is stamped with it, and today's date
+    /// (the registration period) is read from it, so tests that set the time see it.
+    pub clock: SharedClock,
 }
 
 /// The prompt that tells a registered caller where their registration stands.
@@ -259,7 +263,7 @@ impl ProgramActions {
         let attempt = self.attempt_id(call).await?;
         let recorded = self
             .store
-            .record_flow_outcome(attempt, outcome, later, Timestamp::now())
+            .record_flow_outcome(attempt, outcome, later, self.clock.now())
             .await
             .map_err(|e| e.to_string())?;
         if !recorded {
@@ -293,7 +297,7 @@ impl ProgramActions {
     async fn opt_out(&self, call: &ActionCall) -> Result<ActionResult, String> {
         let attempt = self.attempt_id(call).await?;
         self.store
-            .opt_out_attempt(attempt, Timestamp::now())
+            .opt_out_attempt(attempt, self.clock.now())
             .await
             .map_err(|e| e.to_string())?;
         tracing::info!(attempt, "subscriber opted out of campaign calls");
@@ -316,7 +320,7 @@ impl ProgramActions {
             .map_err(|_| format!("`{question}` = {raw:?} is not a key 0-9"))?;
         let answer = self
             .store
-            .record_survey_answer(attempt, question, value, Timestamp::now())
+            .record_survey_answer(attempt, question, value, self.clock.now())
             .await
             .map_err(|e| e.to_string())?;
         if let Some(expected) = call.registration_id
@@ -335,7 +339,7 @@ impl ProgramActions {
         let attempt = self.attempt_id(call).await?;
         let registration = self
             .store
-            .complete_survey(attempt, Timestamp::now())
+            .complete_survey(attempt, self.clock.now())
             .await
             .map_err(|e| e.to_string())?;
         tracing::info!(attempt, registration, "survey completed");
@@ -347,8 +351,8 @@ impl ProgramActions {
             .with("window_end", self.program.registration_end)
     }
 
-    fn today(&self) -> Result<jiff::civil::Date, String> {
-        program::today(Timestamp::now(), &self.program).map_err(|e| e.to_string())
+    fn today(&self, now: Timestamp) -> Result<jiff::civil::Date, String> {
+        program::today(now, &self.program).map_err(|e| e.to_string())
     }
 
     /// The refusals in the order a caller should hear them: an existing registration
@@ -383,7 +387,7 @@ impl ProgramActions {
         if eligibility != Eligibility::Eligible {
             return Ok(ActionResult::new("not_eligible").with("reason", format!("{eligibility:?}")));
         }
-        match program::registration_window(self.today()?, &self.program) {
+        match program::registration_window(self.today(self.clock.now())?, &self.program) {
             Window::NotOpen => return Ok(self.window_vars(ActionResult::new("window_not_open"))),
             Window::Closed => return Ok(self.window_vars(ActionResult::new("window_closed"))),
             Window::Open => {}
@@ -428,9 +432,11 @@ impl ProgramActions {
             name: None,
             fanpage_ref: None,
         };
+        // One reading for both: the date decides the period, the instant stamps the row.
+        let now = self.clock.now();
         let outcome = self
             .store
-            .register(request, &self.program, self.today()?, Timestamp::now())
+            .register(request, &self.program, self.today(now)?, now)
             .await
             .map_err(|e| e.to_string())?;
         Ok(match outcome {

@@ -8,19 +8,20 @@
 //!   Progress*  → ringing (the CallLog shows it)
 //!   ring_timeout → Command::Cancel → Failed(487) = no_answer
 //!   Answered   → accept_answer (no common codec: BYE, failed) → attempt_answered →
-//!                run_answered (the campaign's dialplan, DialplanStart::Now)
+//!                run_answered: the CallSession, answered (the campaign's dialplan,
+//!                DialplanStart::Now)
 //!   Failed     → disposition from the final/cause; Reason kept
 //!   → the call record is filed (direction outbound, campaign, attempt, raw code,
 //!     disposition) → CallEnd to the runtime, which finishes the attempt
 //! ```
 //!
 //! The call ends — and the runtime hears of it — only after the dialplan's last action
-//! result is back (`run_answered` waits for running actions), so `finish_attempt` sees
-//! every outcome the flow recorded.
+//! result is back (the session waits for running actions), so `finish_attempt` sees
+//! every outcome the flow recorded. Times are the service clock's (`CallContext::clock`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::Duration;
 
 use jiff::Timestamp;
 use tokio::sync::{mpsc, watch};
@@ -29,9 +30,10 @@ use tracing::Instrument;
 
 use super::actions::ActionCall;
 use super::ports::{RtpPort, RtpPorts};
-use super::record::CallRecord;
+use super::record::{CallRecord, system_time};
 use super::router::SharedDialplans;
-use super::runner::{AnsweredCall, CallContext, DialplanStart, file_record, run_answered};
+use super::runner::{CallContext, CallSetup, file_record, run_answered};
+use super::session::DialplanStart;
 use crate::dialer::runtime::{CallEnd, Failure, Placer, failed_disposition};
 use crate::store::{AttemptEnd, ClaimedAttempt};
 use crate::telemetry::mask_number;
@@ -179,6 +181,7 @@ impl Placer for SipPlacer {
             dialed.leg,
             Some(self.caller_id.clone()),
             Some(p.attempt.msisdn.clone()),
+            system_time(self.ctx.clock.now()),
         );
         record.direction = "outbound";
         record.dialplan = Some(p.plan.name().to_string());
@@ -226,8 +229,9 @@ pub async fn run_outbound(
         direction = "outbound");
     let campaign_id = a.campaign_id;
     let attempt_id = a.attempt_id;
+    let clock = ctx.clock.clone();
     let end = run(ctx, call).instrument(span).await;
-    let at = tokio::time::Instant::now().into_std();
+    let at = clock.monotonic();
     // The runtime outlives every call task it started; a send error means it is gone.
     let _ = ends.send(CallEnd {
         campaign_id,
@@ -237,71 +241,26 @@ pub async fn run_outbound(
     });
 }
 
-fn ts(t: SystemTime) -> Timestamp {
-    Timestamp::try_from(t).unwrap_or_else(|_| Timestamp::now())
+/// When the record says the call ended (the clock's reading when it was filed).
+fn ended_at(ctx: &CallContext, record: &CallRecord) -> Timestamp {
+    record
+        .ended_at
+        .and_then(|t| Timestamp::try_from(t).ok())
+        .unwrap_or_else(|| ctx.clock.now())
 }
 
-async fn run(ctx: Arc<CallContext>, call: OutboundCall) -> AttemptEnd {
-    let OutboundCall {
-        attempt,
-        leg,
-        plan,
-        port,
-        mut events,
-        transfer_host,
-        mut record,
-    } = call;
-    tracing::info!(attempt_no = attempt.attempt_no, "INVITE sent");
-
-    let ring_deadline = tokio::time::Instant::now() + attempt.ring_timeout;
-    let mut ring_timed_out = false;
-    let mut cancelled = false;
-    let answer = loop {
-        tokio::select! {
-            ev = events.recv() => match ev {
-                Some(LegEvent::Progress { status, .. }) => {
-                    tracing::debug!(status, "ringing");
-                }
-                Some(LegEvent::Answered { sdp, .. }) => break Ok(sdp),
-                Some(LegEvent::Failed { status, cause, reason, .. }) => {
-                    break Err((status, cause, reason));
-                }
-                Some(_) => {}
-                None => break Err((503, FailCause::Transport, None)),
-            },
-            _ = tokio::time::sleep_until(ring_deadline), if !cancelled => {
-                tracing::info!(ring_timeout = ?attempt.ring_timeout, "no answer: CANCEL");
-                ring_timed_out = true;
-                cancelled = true;
-                ctx.sip.command(Command::Cancel { leg });
-            }
-            _ = ctx.shutdown.cancelled(), if !cancelled => {
-                tracing::info!("shutting down: CANCEL the ringing call");
-                cancelled = true;
-                ctx.sip.command(Command::Cancel { leg });
-            }
-        }
-    };
-
-    let sdp = match answer {
-        Ok(sdp) => sdp,
-        Err((status, cause, reason)) => {
-            let failure = match cause {
-                FailCause::Rejected => Failure::Final,
-                FailCause::Cancelled => Failure::Cancelled,
-                FailCause::NoAnswer => Failure::RangTooLong,
-                FailCause::Timeout => Failure::NoResponse,
-                FailCause::Transport => Failure::Unreachable,
-            };
-            let disposition = failed_disposition(status, failure, ring_timed_out);
-            let end_reason = match failure {
-                Failure::Final => disposition.as_str(),
-                Failure::Cancelled if ring_timed_out => "ring_timeout",
-                Failure::Cancelled => "shutdown",
-                Failure::RangTooLong => "ring_timeout",
-                Failure::NoResponse => "no_response",
-                Failure::Unreachable => "trunk_unreachable",
-            };
+async fn run(ctx: Arc<CallContext>, mut call: OutboundCall) -> AttemptEnd {
+    tracing::info!(attempt_no = call.attempt.attempt_no, "INVITE sent");
+    let ring_timeout = call.attempt.ring_timeout;
+    let (answer, ring_timed_out) = ring(&ctx, call.leg, ring_timeout, &mut call.events).await;
+    match answer {
+        Ok(sdp) => connect(ctx, call, &sdp).await,
+        Err(NotAnswered {
+            status,
+            cause,
+            reason,
+        }) => {
+            let (disposition, end_reason) = not_answered(status, cause, ring_timed_out);
             tracing::info!(
                 status,
                 ?cause,
@@ -309,45 +268,45 @@ async fn run(ctx: Arc<CallContext>, call: OutboundCall) -> AttemptEnd {
                 disposition = disposition.as_str(),
                 "call not answered"
             );
+            drop(call.port);
+            let mut record = call.record;
             record.final_status = Some(status);
-            record.disposition = Some(disposition.as_str());
-            drop(port);
-            let record = file_record(&ctx, record, end_reason).await;
-            return AttemptEnd {
-                disposition,
-                sip_code: Some(status),
-                reason,
-                answered_at: None,
-                ended_at: record.ended_at.map(ts).unwrap_or_else(Timestamp::now),
-                throttled: false,
-            };
+            file_unanswered(&ctx, record, disposition, end_reason, reason).await
         }
-    };
+    }
+}
 
-    let answered_at = SystemTime::now();
-    record.answered_at = Some(answered_at);
+/// The callee answered with `sdp`: accept it (no common codec: BYE, failed), mark the
+/// attempt answered, run the campaign's dialplan in a session.
+async fn connect(ctx: Arc<CallContext>, call: OutboundCall, sdp: &[u8]) -> AttemptEnd {
+    let OutboundCall {
+        attempt,
+        leg,
+        plan,
+        port,
+        events,
+        transfer_host,
+        mut record,
+    } = call;
+    let answered_at = ctx.clock.now();
+    record.answered_at = Some(system_time(answered_at));
     record.final_status = Some(200);
-    let negotiated = match sdp::accept_answer(&sdp) {
+    let negotiated = match sdp::accept_answer(sdp) {
         Ok(n) => n,
         Err(e) => {
             tracing::warn!(error = %e, "answer without a usable codec: BYE");
             ctx.sip.command(Command::Hangup { leg });
-            record.disposition = Some(Disposition::Failed.as_str());
             drop(port);
-            let record = file_record(&ctx, record, "no_common_codec").await;
-            return AttemptEnd {
-                disposition: Disposition::Failed,
-                sip_code: Some(200),
-                reason: Some(format!("no common codec: {e}")),
-                answered_at: Some(ts(answered_at)),
-                ended_at: record.ended_at.map(ts).unwrap_or_else(Timestamp::now),
-                throttled: false,
-            };
+            let reason = Some(format!("no common codec: {e}"));
+            let mut end =
+                file_unanswered(&ctx, record, Disposition::Failed, "no_common_codec", reason).await;
+            end.answered_at = Some(answered_at);
+            return end;
         }
     };
     if let Err(e) = ctx
         .store
-        .attempt_answered(attempt.attempt_id, ts(answered_at))
+        .attempt_answered(attempt.attempt_id, answered_at)
         .await
     {
         // The flow's own writes also mark the answer; the call goes on.
@@ -358,7 +317,7 @@ async fn run(ctx: Arc<CallContext>, call: OutboundCall) -> AttemptEnd {
         "answered: running the dialplan"
     );
     record.disposition = Some(Disposition::Answered.as_str());
-    let answered = AnsweredCall {
+    let answered = CallSetup {
         leg,
         negotiated,
         plan,
@@ -370,13 +329,104 @@ async fn run(ctx: Arc<CallContext>, call: OutboundCall) -> AttemptEnd {
         transfer_host,
         start: DialplanStart::Now,
     };
-    let record = run_answered(ctx, answered).await;
-    let mut end = AttemptEnd::answered(
-        ts(answered_at),
-        record.ended_at.map(ts).unwrap_or_else(Timestamp::now),
-    );
+    let record = run_answered(ctx.clone(), answered).await;
+    let mut end = AttemptEnd::answered(answered_at, ended_at(&ctx, &record));
     end.reason = Some(record.end_reason.clone()).filter(|r| !r.is_empty());
     end
+}
+
+/// How an outbound leg failed: its final status, the SIP layer's cause, the `Reason`.
+struct NotAnswered {
+    status: u16,
+    cause: FailCause,
+    reason: Option<String>,
+}
+
+/// Waits for the callee's answer (its SDP) or the leg's failure, cancelling the call at
+/// the ring timeout or at shutdown. The flag says whether our ring timeout cancelled it.
+async fn ring(
+    ctx: &CallContext,
+    leg: LegId,
+    ring_timeout: Duration,
+    events: &mut mpsc::UnboundedReceiver<LegEvent>,
+) -> (Result<Vec<u8>, NotAnswered>, bool) {
+    let ring_deadline = ctx.clock.monotonic() + ring_timeout;
+    let mut ring_timed_out = false;
+    let mut cancelled = false;
+    let answer = loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(LegEvent::Progress { status, .. }) => {
+                    tracing::debug!(status, "ringing");
+                }
+                Some(LegEvent::Answered { sdp, .. }) => break Ok(sdp),
+                Some(LegEvent::Failed { status, cause, reason, .. }) => {
+                    break Err(NotAnswered { status, cause, reason });
+                }
+                Some(_) => {}
+                None => break Err(NotAnswered { status: 503, cause: FailCause::Transport, reason: None }),
+            },
+            () = ctx.sleep_until(Some(ring_deadline)), if !cancelled => {
+                tracing::info!(?ring_timeout, "no answer: CANCEL");
+                ring_timed_out = true;
+                cancelled = true;
+                ctx.sip.command(Command::Cancel { leg });
+            }
+            _ = ctx.shutdown.cancelled(), if !cancelled => {
+                tracing::info!("shutting down: CANCEL the ringing call");
+                cancelled = true;
+                ctx.sip.command(Command::Cancel { leg });
+            }
+        }
+    };
+    (answer, ring_timed_out)
+}
+
+/// The disposition and the record's end reason of a call that never connected: from
+/// the final, the SIP layer's cause and whether our ring timeout sent the CANCEL.
+fn not_answered(
+    status: u16,
+    cause: FailCause,
+    ring_timed_out: bool,
+) -> (Disposition, &'static str) {
+    let failure = match cause {
+        FailCause::Rejected => Failure::Final,
+        FailCause::Cancelled => Failure::Cancelled,
+        FailCause::NoAnswer => Failure::RangTooLong,
+        FailCause::Timeout => Failure::NoResponse,
+        FailCause::Transport => Failure::Unreachable,
+    };
+    let disposition = failed_disposition(status, failure, ring_timed_out);
+    let end_reason = match failure {
+        Failure::Final => disposition.as_str(),
+        Failure::Cancelled if ring_timed_out => "ring_timeout",
+        Failure::Cancelled => "shutdown",
+        Failure::RangTooLong => "ring_timeout",
+        Failure::NoResponse => "no_response",
+        Failure::Unreachable => "trunk_unreachable",
+    };
+    (disposition, end_reason)
+}
+
+/// Files the record of a call that ended before its dialplan ran; what the dialer hears.
+async fn file_unanswered(
+    ctx: &CallContext,
+    mut record: CallRecord,
+    disposition: Disposition,
+    end_reason: &str,
+    reason: Option<String>,
+) -> AttemptEnd {
+    record.disposition = Some(disposition.as_str());
+    record.end(end_reason, system_time(ctx.clock.now()));
+    let record = file_record(ctx, record).await;
+    AttemptEnd {
+        disposition,
+        sip_code: record.final_status,
+        reason,
+        answered_at: None,
+        ended_at: ended_at(ctx, &record),
+        throttled: false,
+    }
 }
 
 #[cfg(test)]
@@ -427,5 +477,32 @@ mod tests {
         assert_eq!(f(487, Failure::RangTooLong, false), D::NoAnswer);
         assert_eq!(f(408, Failure::NoResponse, false), D::Congested);
         assert_eq!(f(503, Failure::Unreachable, false), D::Congested);
+    }
+
+    #[test]
+    fn unanswered_calls_get_an_end_reason() {
+        use Disposition as D;
+        let n = not_answered;
+        assert_eq!(n(486, FailCause::Rejected, false), (D::Busy, "busy"));
+        assert_eq!(
+            n(487, FailCause::Cancelled, true),
+            (D::NoAnswer, "ring_timeout")
+        );
+        assert_eq!(
+            n(487, FailCause::Cancelled, false),
+            (D::Canceled, "shutdown")
+        );
+        assert_eq!(
+            n(480, FailCause::NoAnswer, false),
+            (D::NoAnswer, "ring_timeout")
+        );
+        assert_eq!(
+            n(408, FailCause::Timeout, false),
+            (D::Congested, "no_response")
+        );
+        assert_eq!(
+            n(503, FailCause::Transport, false),
+            (D::Congested, "trunk_unreachable")
+        );
     }
 }

@@ -12,6 +12,15 @@ use tongdai_capacity::GiveBack;
 use tongdai_media::MediaStats;
 use tongdai_sip::LegId;
 
+/// A clock reading as the record keeps times.
+pub fn system_time(t: jiff::Timestamp) -> SystemTime {
+    let since_epoch = t.as_duration();
+    match std::time::Duration::try_from(since_epoch) {
+        Ok(after) => SystemTime::UNIX_EPOCH + after,
+        Err(_) => SystemTime::UNIX_EPOCH - since_epoch.unsigned_abs(),
+    }
+}
+
 /// One prompt the call played and how far it got.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct PromptPlay {
@@ -94,11 +103,14 @@ pub struct CallRecord {
 }
 
 impl CallRecord {
+    /// A call that started at `started_at` (the INVITE's arrival, or ours going out), as
+    /// the call task read the service's clock.
     pub fn new(
         call_id: String,
         leg: LegId,
         caller: Option<String>,
         called: Option<String>,
+        started_at: SystemTime,
     ) -> Self {
         CallRecord {
             call_id,
@@ -106,7 +118,7 @@ impl CallRecord {
             direction: "inbound",
             caller,
             called,
-            started_at: SystemTime::now(),
+            started_at,
             answered_at: None,
             ended_at: None,
             final_status: None,
@@ -138,6 +150,12 @@ impl CallRecord {
             DigitMethod::Rfc4733 => self.digit_methods.rfc4733 += 1,
             DigitMethod::Info => self.digit_methods.info += 1,
         }
+    }
+
+    /// The call is over: why, and when.
+    pub fn end(&mut self, reason: &str, at: SystemTime) {
+        self.end_reason = reason.to_string();
+        self.ended_at = Some(at);
     }
 
     pub fn absorb_media(&mut self, stats: &MediaStats) {
@@ -272,7 +290,7 @@ mod tests {
 
     #[test]
     fn digits_are_counted_by_method() {
-        let mut r = CallRecord::new("c".into(), 1, None, None);
+        let mut r = CallRecord::new("c".into(), 1, None, None, SystemTime::UNIX_EPOCH);
         r.push_digit('1', DigitMethod::Rfc4733);
         r.push_digit('#', DigitMethod::Info);
         r.push_digit('2', DigitMethod::Rfc4733);
@@ -292,7 +310,7 @@ mod tests {
     #[test]
     fn the_active_record_is_replaced_in_place() {
         let log = CallLog::default();
-        let mut r = CallRecord::new("c".into(), 7, None, None);
+        let mut r = CallRecord::new("c".into(), 7, None, None, SystemTime::UNIX_EPOCH);
         log.upsert_active(&r);
         r.ivr_node = Some("menu".into());
         log.upsert_active(&r);
@@ -309,7 +327,7 @@ mod tests {
         let log = CallLog::default();
         let n = KEEP_FINISHED as u64 + 50;
         for leg in 0..n {
-            let r = CallRecord::new(format!("c{leg}"), leg, None, None);
+            let r = CallRecord::new(format!("c{leg}"), leg, None, None, SystemTime::UNIX_EPOCH);
             log.upsert_active(&r);
             log.finish(r);
         }
