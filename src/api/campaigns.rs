@@ -205,6 +205,20 @@ pub struct CampaignSummary {
     pub progress: ProgressView,
 }
 
+impl CampaignSummary {
+    pub fn new(c: &CampaignRow, progress: ProgressView) -> CampaignSummary {
+        CampaignSummary {
+            id: c.id,
+            name: c.name.clone(),
+            kind: c.kind,
+            state: state_str(c.state),
+            started_at: c.started_at,
+            ended_at: c.ended_at,
+            progress,
+        }
+    }
+}
+
 /// The dialler's queue added up over campaigns.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct QueueCounts {
@@ -259,12 +273,32 @@ pub struct SatisfactionSection {
     pub campaigns: Vec<CampaignSatisfaction>,
 }
 
+impl SatisfactionSection {
+    pub fn new(overall: &SatisfactionReport, campaigns: Vec<CampaignSatisfaction>) -> Self {
+        SatisfactionSection {
+            overall: overall.clone(),
+            campaigns,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct CampaignSatisfaction {
     pub campaign_id: i64,
     pub name: String,
     pub state: &'static str,
     pub report: SatisfactionReport,
+}
+
+impl CampaignSatisfaction {
+    pub fn new(c: &CampaignRow, report: &SatisfactionReport) -> CampaignSatisfaction {
+        CampaignSatisfaction {
+            campaign_id: c.id,
+            name: c.name.clone(),
+            state: state_str(c.state),
+            report: report.clone(),
+        }
+    }
 }
 
 /// How many campaigns the live page lists.
@@ -299,22 +333,10 @@ pub async fn sections(
             running += 1;
         }
         if c.kind == CampaignKind::Survey {
-            satisfaction.push(CampaignSatisfaction {
-                campaign_id: c.id,
-                name: c.name.clone(),
-                state: state_str(c.state),
-                report: s.store.satisfaction_report(Some(c.id)).await?,
-            });
+            let report = s.store.satisfaction_report(Some(c.id)).await?;
+            satisfaction.push(CampaignSatisfaction::new(&c, &report));
         }
-        campaigns.push(CampaignSummary {
-            id: c.id,
-            name: c.name,
-            kind: c.kind,
-            state: state_str(c.state),
-            started_at: c.started_at,
-            ended_at: c.ended_at,
-            progress,
-        });
+        campaigns.push(CampaignSummary::new(&c, progress));
     }
     let overall = s.store.satisfaction_report(None).await?;
     Ok((
@@ -323,10 +345,7 @@ pub async fn sections(
             queue,
             campaigns,
         },
-        SatisfactionSection {
-            overall,
-            campaigns: satisfaction,
-        },
+        SatisfactionSection::new(&overall, satisfaction),
     ))
 }
 
@@ -526,12 +545,12 @@ pub async fn create(
 }
 
 #[derive(Serialize)]
-struct CreatedView {
-    campaign: CampaignView,
+pub(crate) struct CreatedView {
+    pub(crate) campaign: CampaignView,
     /// Contacts inserted.
-    contacts: u32,
+    pub(crate) contacts: u32,
     /// Candidates left out by reason (`not_eligible`, `registered`, `do_not_call`).
-    skipped: BTreeMap<&'static str, u32>,
+    pub(crate) skipped: BTreeMap<&'static str, u32>,
 }
 
 // ---- commands --------------------------------------------------------------------------
@@ -630,14 +649,10 @@ pub async fn satisfaction(
         if c.kind != CampaignKind::Survey {
             continue;
         }
-        campaigns.push(CampaignSatisfaction {
-            campaign_id: c.id,
-            report: s.store.satisfaction_report(Some(c.id)).await?,
-            name: c.name,
-            state: state_str(c.state),
-        });
+        let report = s.store.satisfaction_report(Some(c.id)).await?;
+        campaigns.push(CampaignSatisfaction::new(&c, &report));
     }
-    Ok(Json(SatisfactionSection { overall, campaigns }))
+    Ok(Json(SatisfactionSection::new(&overall, campaigns)))
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ pub struct DncView {
     pub note: String,
 }
 
-fn view(e: DncEntry, role: Role) -> DncView {
+pub(crate) fn view(e: DncEntry, role: Role) -> DncView {
     DncView {
         msisdn: if role == Role::Admin {
             e.msisdn

@@ -51,7 +51,7 @@ pub struct RegistrationView {
     pub places_left: u32,
 }
 
-fn view(r: &Registration, places_left: u32) -> RegistrationView {
+pub(crate) fn view(r: &Registration, places_left: u32) -> RegistrationView {
     RegistrationView {
         registration_id: r.id,
         msisdn: r.msisdn.clone(),

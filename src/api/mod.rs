@@ -39,6 +39,8 @@ pub mod supervisor;
 pub mod trunk;
 pub mod vinmec;
 pub mod webhook;
+#[cfg(test)]
+mod wire_tests;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -693,16 +695,22 @@ async fn openapi() -> Response {
 }
 
 #[derive(Serialize)]
-struct WhoAmI {
+pub(crate) struct WhoAmI {
     name: String,
     role: Role,
 }
 
+impl From<Caller> for WhoAmI {
+    fn from(caller: Caller) -> Self {
+        WhoAmI {
+            name: caller.name,
+            role: caller.role,
+        }
+    }
+}
+
 async fn whoami(Extension(caller): Extension<Caller>) -> Json<WhoAmI> {
-    Json(WhoAmI {
-        name: caller.name,
-        role: caller.role,
-    })
+    Json(WhoAmI::from(caller))
 }
 
 /// `tongdai reload` posts here (admin token).
@@ -724,7 +732,7 @@ async fn reload(
 }
 
 #[derive(Serialize)]
-struct CallsView {
+pub(crate) struct CallsView {
     active: Vec<CallRecord>,
     recent: Vec<CallRecord>,
 }
@@ -732,6 +740,11 @@ struct CallsView {
 /// The call log (recent and active records, numbers masked): the first supervisors'
 /// view, kept for scripts that use it.
 async fn calls(State(state): State<ApiState>) -> Json<CallsView> {
+    Json(calls_view(state.calls.active(), state.calls.finished()))
+}
+
+/// The active records and the last 100 finished ones (newest first), numbers masked.
+pub(crate) fn calls_view(active: Vec<CallRecord>, finished: Vec<CallRecord>) -> CallsView {
     let mask = |mut r: CallRecord| {
         r.caller = r.caller.as_deref().map(mask_number);
         if r.direction == "outbound" {
@@ -739,11 +752,11 @@ async fn calls(State(state): State<ApiState>) -> Json<CallsView> {
         }
         r
     };
-    let mut recent = state.calls.finished();
+    let mut recent = finished;
     recent.reverse();
     recent.truncate(100);
-    Json(CallsView {
-        active: state.calls.active().into_iter().map(mask).collect(),
+    CallsView {
+        active: active.into_iter().map(mask).collect(),
         recent: recent.into_iter().map(mask).collect(),
-    })
+    }
 }

@@ -417,7 +417,7 @@ pub struct RecentCallView {
     pub ivr_path: Vec<String>,
 }
 
-fn recent_view(r: CallRecordRow) -> RecentCallView {
+pub(crate) fn recent_view(r: CallRecordRow) -> RecentCallView {
     let outbound = r.direction.as_str() == "outbound";
     let (number, line) = if outbound {
         (&r.called, &r.caller)

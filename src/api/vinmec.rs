@@ -109,7 +109,7 @@ struct PageView {
 }
 
 #[derive(Serialize)]
-struct EventView {
+pub(crate) struct EventView {
     at: Timestamp,
     from_status: Option<Status>,
     to_status: Status,
