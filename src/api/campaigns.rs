@@ -27,7 +27,8 @@ use super::ApiState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiPath, ApiQuery, JsonBody, policy_error, serde_field};
 use crate::store::{
-    CampaignProgress, CampaignRow, ContactEnd, FlowOutcome, SatisfactionReport, StoreError,
+    CampaignProgress, CampaignRow, ContactEnd, FlowOutcome, SatisfactionReport, ScaleSummary,
+    StoreError, YesNoSummary,
 };
 use tongdai_domain::dialer::{CampaignKind, CampaignPolicy, CampaignState, Disposition};
 
@@ -160,11 +161,16 @@ impl From<&CampaignProgress> for ProgressView {
 }
 
 /// One campaign with its policy and progress (`GET /api/v1/campaigns[/{id}]`).
+///
+/// `policy` is the campaign policy in its own format — the keys of a policy file and of
+/// `POST /api/v1/campaigns`'s `policy`, durations as humantime strings — so what a
+/// supervisor reads can be sent back as it is.
 #[derive(Clone, Debug, Serialize)]
 pub struct CampaignView {
     pub id: i64,
     pub name: String,
-    pub kind: CampaignKind,
+    /// `invitation` or `survey`.
+    pub kind: &'static str,
     pub dialplan: String,
     pub state: &'static str,
     pub created_at: Timestamp,
@@ -180,7 +186,7 @@ impl CampaignView {
         CampaignView {
             id: c.id,
             name: c.name.clone(),
-            kind: c.kind,
+            kind: c.kind.as_str(),
             dialplan: c.dialplan.clone(),
             state: state_str(c.state),
             created_at: c.created_at,
@@ -198,7 +204,7 @@ impl CampaignView {
 pub struct CampaignSummary {
     pub id: i64,
     pub name: String,
-    pub kind: CampaignKind,
+    pub kind: &'static str,
     pub state: &'static str,
     pub started_at: Option<Timestamp>,
     pub ended_at: Option<Timestamp>,
@@ -210,7 +216,7 @@ impl CampaignSummary {
         CampaignSummary {
             id: c.id,
             name: c.name.clone(),
-            kind: c.kind,
+            kind: c.kind.as_str(),
             state: state_str(c.state),
             started_at: c.started_at,
             ended_at: c.ended_at,
@@ -269,14 +275,14 @@ pub struct CampaignsSection {
 /// per campaign.
 #[derive(Clone, Debug, Serialize)]
 pub struct SatisfactionSection {
-    pub overall: SatisfactionReport,
+    pub overall: SatisfactionView,
     pub campaigns: Vec<CampaignSatisfaction>,
 }
 
 impl SatisfactionSection {
     pub fn new(overall: &SatisfactionReport, campaigns: Vec<CampaignSatisfaction>) -> Self {
         SatisfactionSection {
-            overall: overall.clone(),
+            overall: overall.into(),
             campaigns,
         }
     }
@@ -287,7 +293,7 @@ pub struct CampaignSatisfaction {
     pub campaign_id: i64,
     pub name: String,
     pub state: &'static str,
-    pub report: SatisfactionReport,
+    pub report: SatisfactionView,
 }
 
 impl CampaignSatisfaction {
@@ -296,7 +302,75 @@ impl CampaignSatisfaction {
             campaign_id: c.id,
             name: c.name.clone(),
             state: state_str(c.state),
-            report: report.clone(),
+            report: report.into(),
+        }
+    }
+}
+
+/// The survey's results (`Store::satisfaction_report`): each registration counts once
+/// per question, with its latest answer.
+#[derive(Clone, Debug, Serialize)]
+pub struct SatisfactionView {
+    /// Registrations with at least one answer.
+    pub respondents: u32,
+    /// Attempts whose survey was completed / left partial.
+    pub completed: u32,
+    pub partial: u32,
+    pub satisfaction: ScaleView,
+    pub resolved: YesNoView,
+    pub recommend: ScaleView,
+}
+
+/// A 1–5 question: `histogram[v - 1]` answers gave `v`; the mean and the share of 4
+/// and 5 are `null` without answers.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScaleView {
+    pub answers: u32,
+    pub histogram: [u32; 5],
+    pub mean: Option<f64>,
+    pub share_4_5: Option<f64>,
+}
+
+/// The yes/no question.
+#[derive(Clone, Debug, Serialize)]
+pub struct YesNoView {
+    pub answers: u32,
+    pub yes: u32,
+    pub no: u32,
+    pub share_yes: Option<f64>,
+}
+
+impl From<&SatisfactionReport> for SatisfactionView {
+    fn from(r: &SatisfactionReport) -> Self {
+        SatisfactionView {
+            respondents: r.respondents,
+            completed: r.completed,
+            partial: r.partial,
+            satisfaction: (&r.satisfaction).into(),
+            resolved: (&r.resolved).into(),
+            recommend: (&r.recommend).into(),
+        }
+    }
+}
+
+impl From<&ScaleSummary> for ScaleView {
+    fn from(s: &ScaleSummary) -> Self {
+        ScaleView {
+            answers: s.answers,
+            histogram: s.histogram,
+            mean: s.mean,
+            share_4_5: s.share_4_5,
+        }
+    }
+}
+
+impl From<&YesNoSummary> for YesNoView {
+    fn from(s: &YesNoSummary) -> Self {
+        YesNoView {
+            answers: s.answers,
+            yes: s.yes,
+            no: s.no,
+            share_yes: s.share_yes,
         }
     }
 }

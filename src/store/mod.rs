@@ -155,8 +155,8 @@ mod vinmec;
 pub use campaign_reports::SurveyResultRow;
 pub use reports::{CallStats, LineStats, QueueStats, RegistrationStats};
 pub use vinmec::{
-    Booking, Idempotency, Idempotent, MAX_TEXT_CHARS, OutboxItem, QueueAction, QueueFilter,
-    QueueItem, QueuePage, QueueRefusal,
+    Booking, Idempotency, Idempotent, KeyedAnswer, MAX_TEXT_CHARS, OutboxItem, QueueAction,
+    QueueFilter, QueueItem, QueuePage, QueueRefusal,
 };
 
 /// How a write transaction ends.
