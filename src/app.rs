@@ -360,11 +360,13 @@ impl Parts {
             acl: s.sip.acl(),
             trunk: s.trunk.trunk_config(),
         };
-        transport::spawn_with(endpoint, access, udp, tcp, router, self.clock.clone()).map_err(|source| AppError::Bind {
-            what: "SIP",
-            addr: listen,
-            source,
-        })
+        transport::spawn_with(endpoint, access, udp, tcp, router, self.clock.clone()).map_err(
+            |source| AppError::Bind {
+                what: "SIP",
+                addr: listen,
+                source,
+            },
+        )
     }
 
     /// What every call task shares.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use tongdai_sip::acl::Acl;
 use tongdai_sip::auth::Credentials;
@@ -227,7 +227,7 @@ pub struct ApiSettings {
 }
 
 /// What an API token may do (the route table in `api` says which roles each route admits).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Vinmec,

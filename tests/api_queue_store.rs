@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use jiff::civil::date;
-use tongdai::store::{NewRegistration, QueueAction, RegisterOutcome, Store, StoreError};
+use tongdai::store::{
+    Idempotent, NewRegistration, QueueAction, RegisterOutcome, Store, StoreError,
+};
 use tongdai_domain::program::{Channel, Group, ProgramConfig, Status};
 
 use common_store::TestDb;
@@ -64,14 +66,17 @@ async fn claimers_never_share_an_entry(db: &TestDb) {
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let got = store
+                let Idempotent::Done(got) = store
                     .vinmec_claim_next(2, lease, &format!("s{w}"), now(), None)
                     .await
-                    .expect("claim");
-                if got.value.is_empty() {
+                    .expect("claim")
+                else {
+                    panic!("no key: nothing to replay");
+                };
+                if got.is_empty() {
                     return mine;
                 }
-                mine.extend(got.value.iter().map(|i| i.registration.id));
+                mine.extend(got.iter().map(|i| i.registration.id));
             }
         }));
     }

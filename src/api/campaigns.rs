@@ -27,7 +27,8 @@ use super::ApiState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiPath, ApiQuery, JsonBody, policy_error, serde_field};
 use crate::store::{
-    CampaignProgress, CampaignRow, ContactEnd, FlowOutcome, SatisfactionReport, StoreError,
+    CampaignProgress, CampaignRow, ContactEnd, FlowOutcome, SatisfactionReport, ScaleSummary,
+    StoreError, YesNoSummary,
 };
 use tongdai_domain::dialer::{CampaignKind, CampaignPolicy, CampaignState, Disposition};
 
@@ -160,11 +161,16 @@ impl From<&CampaignProgress> for ProgressView {
 }
 
 /// One campaign with its policy and progress (`GET /api/v1/campaigns[/{id}]`).
+///
+/// `policy` is the campaign policy in its own format — the keys of a policy file and of
+/// `POST /api/v1/campaigns`'s `policy`, durations as humantime strings — so what a
+/// supervisor reads can be sent back as it is.
 #[derive(Clone, Debug, Serialize)]
 pub struct CampaignView {
     pub id: i64,
     pub name: String,
-    pub kind: CampaignKind,
+    /// `invitation` or `survey`.
+    pub kind: &'static str,
     pub dialplan: String,
     pub state: &'static str,
     pub created_at: Timestamp,
@@ -180,7 +186,7 @@ impl CampaignView {
         CampaignView {
             id: c.id,
             name: c.name.clone(),
-            kind: c.kind,
+            kind: c.kind.as_str(),
             dialplan: c.dialplan.clone(),
             state: state_str(c.state),
             created_at: c.created_at,
@@ -198,11 +204,25 @@ impl CampaignView {
 pub struct CampaignSummary {
     pub id: i64,
     pub name: String,
-    pub kind: CampaignKind,
+    pub kind: &'static str,
     pub state: &'static str,
     pub started_at: Option<Timestamp>,
     pub ended_at: Option<Timestamp>,
     pub progress: ProgressView,
+}
+
+impl CampaignSummary {
+    pub fn new(c: &CampaignRow, progress: ProgressView) -> CampaignSummary {
+        CampaignSummary {
+            id: c.id,
+            name: c.name.clone(),
+            kind: c.kind.as_str(),
+            state: state_str(c.state),
+            started_at: c.started_at,
+            ended_at: c.ended_at,
+            progress,
+        }
+    }
 }
 
 /// The dialler's queue added up over campaigns.
@@ -255,8 +275,17 @@ pub struct CampaignsSection {
 /// per campaign.
 #[derive(Clone, Debug, Serialize)]
 pub struct SatisfactionSection {
-    pub overall: SatisfactionReport,
+    pub overall: SatisfactionView,
     pub campaigns: Vec<CampaignSatisfaction>,
+}
+
+impl SatisfactionSection {
+    pub fn new(overall: &SatisfactionReport, campaigns: Vec<CampaignSatisfaction>) -> Self {
+        SatisfactionSection {
+            overall: overall.into(),
+            campaigns,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -264,7 +293,86 @@ pub struct CampaignSatisfaction {
     pub campaign_id: i64,
     pub name: String,
     pub state: &'static str,
-    pub report: SatisfactionReport,
+    pub report: SatisfactionView,
+}
+
+impl CampaignSatisfaction {
+    pub fn new(c: &CampaignRow, report: &SatisfactionReport) -> CampaignSatisfaction {
+        CampaignSatisfaction {
+            campaign_id: c.id,
+            name: c.name.clone(),
+            state: state_str(c.state),
+            report: report.into(),
+        }
+    }
+}
+
+/// The survey's results (`Store::satisfaction_report`): each registration counts once
+/// per question, with its latest answer.
+#[derive(Clone, Debug, Serialize)]
+pub struct SatisfactionView {
+    /// Registrations with at least one answer.
+    pub respondents: u32,
+    /// Attempts whose survey was completed / left partial.
+    pub completed: u32,
+    pub partial: u32,
+    pub satisfaction: ScaleView,
+    pub resolved: YesNoView,
+    pub recommend: ScaleView,
+}
+
+/// A 1–5 question: `histogram[v - 1]` answers gave `v`; the mean and the share of 4
+/// and 5 are `null` without answers.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScaleView {
+    pub answers: u32,
+    pub histogram: [u32; 5],
+    pub mean: Option<f64>,
+    pub share_4_5: Option<f64>,
+}
+
+/// The yes/no question.
+#[derive(Clone, Debug, Serialize)]
+pub struct YesNoView {
+    pub answers: u32,
+    pub yes: u32,
+    pub no: u32,
+    pub share_yes: Option<f64>,
+}
+
+impl From<&SatisfactionReport> for SatisfactionView {
+    fn from(r: &SatisfactionReport) -> Self {
+        SatisfactionView {
+            respondents: r.respondents,
+            completed: r.completed,
+            partial: r.partial,
+            satisfaction: (&r.satisfaction).into(),
+            resolved: (&r.resolved).into(),
+            recommend: (&r.recommend).into(),
+        }
+    }
+}
+
+impl From<&ScaleSummary> for ScaleView {
+    fn from(s: &ScaleSummary) -> Self {
+        ScaleView {
+            answers: s.answers,
+            histogram: s.histogram,
+            mean: s.mean,
+            share_4_5: s.share_4_5,
+        }
+    }
+}
+
+impl From<&YesNoSummary> for YesNoView {
+    fn from(s: &YesNoSummary) -> Self {
+        YesNoView {
+            answers: s.answers,
+            yes: s.yes,
+            no: s.no,
+            share_yes: s.share_yes,
+        }
+    }
 }
 
 /// How many campaigns the live page lists.
@@ -299,22 +407,10 @@ pub async fn sections(
             running += 1;
         }
         if c.kind == CampaignKind::Survey {
-            satisfaction.push(CampaignSatisfaction {
-                campaign_id: c.id,
-                name: c.name.clone(),
-                state: state_str(c.state),
-                report: s.store.satisfaction_report(Some(c.id)).await?,
-            });
+            let report = s.store.satisfaction_report(Some(c.id)).await?;
+            satisfaction.push(CampaignSatisfaction::new(&c, &report));
         }
-        campaigns.push(CampaignSummary {
-            id: c.id,
-            name: c.name,
-            kind: c.kind,
-            state: state_str(c.state),
-            started_at: c.started_at,
-            ended_at: c.ended_at,
-            progress,
-        });
+        campaigns.push(CampaignSummary::new(&c, progress));
     }
     let overall = s.store.satisfaction_report(None).await?;
     Ok((
@@ -323,10 +419,7 @@ pub async fn sections(
             queue,
             campaigns,
         },
-        SatisfactionSection {
-            overall,
-            campaigns: satisfaction,
-        },
+        SatisfactionSection::new(&overall, satisfaction),
     ))
 }
 
@@ -526,12 +619,12 @@ pub async fn create(
 }
 
 #[derive(Serialize)]
-struct CreatedView {
-    campaign: CampaignView,
+pub(crate) struct CreatedView {
+    pub(crate) campaign: CampaignView,
     /// Contacts inserted.
-    contacts: u32,
+    pub(crate) contacts: u32,
     /// Candidates left out by reason (`not_eligible`, `registered`, `do_not_call`).
-    skipped: BTreeMap<&'static str, u32>,
+    pub(crate) skipped: BTreeMap<&'static str, u32>,
 }
 
 // ---- commands --------------------------------------------------------------------------
@@ -630,14 +723,10 @@ pub async fn satisfaction(
         if c.kind != CampaignKind::Survey {
             continue;
         }
-        campaigns.push(CampaignSatisfaction {
-            campaign_id: c.id,
-            report: s.store.satisfaction_report(Some(c.id)).await?,
-            name: c.name,
-            state: state_str(c.state),
-        });
+        let report = s.store.satisfaction_report(Some(c.id)).await?;
+        campaigns.push(CampaignSatisfaction::new(&c, &report));
     }
-    Ok(Json(SatisfactionSection { overall, campaigns }))
+    Ok(Json(SatisfactionSection::new(&overall, campaigns)))
 }
 
 #[cfg(test)]

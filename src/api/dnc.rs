@@ -31,7 +31,7 @@ pub struct DncView {
     /// E.164 for admins, masked (`0903***678`) for supervisors.
     pub msisdn: String,
     /// `keypad` (pressed the opt-out key), `import`, `supervisor` (added here).
-    pub source: DncSource,
+    pub source: &'static str,
     pub at: Timestamp,
     /// Keypad opt-outs: the campaign and attempt of the call.
     pub campaign_id: Option<i64>,
@@ -39,14 +39,14 @@ pub struct DncView {
     pub note: String,
 }
 
-fn view(e: DncEntry, role: Role) -> DncView {
+pub(crate) fn view(e: DncEntry, role: Role) -> DncView {
     DncView {
         msisdn: if role == Role::Admin {
             e.msisdn
         } else {
             mask_msisdn(&e.msisdn)
         },
-        source: e.source,
+        source: e.source.as_str(),
         at: e.at,
         campaign_id: e.campaign_id,
         attempt_id: e.attempt_id,

@@ -25,6 +25,7 @@ use serde::Deserialize;
 
 use super::auth::{Caller, Role};
 use super::error::{ApiError, ApiQuery};
+use super::names::ByName;
 use super::{ApiState, national, zone};
 use crate::store::{
     AppointmentMethod, ContactEnd, ContactState, QueueFilter, QueueItem, QueueStatus,
@@ -49,7 +50,7 @@ pub struct ExportQuery {
     #[serde(default)]
     sep: Separator,
     /// Only registrations in this status.
-    status: Option<Status>,
+    status: Option<ByName<Status>>,
 }
 
 pub const HEADERS: [&str; 20] = [
@@ -186,7 +187,7 @@ pub async fn registrations_csv(
             .store
             .vinmec_queue(
                 &QueueFilter {
-                    registration_status: q.status,
+                    registration_status: q.status.map(|s| s.0),
                     limit: 500,
                     offset,
                     ..QueueFilter::default()

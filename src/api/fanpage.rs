@@ -18,10 +18,11 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::error::{ApiError, JsonBody};
-use super::vinmec::{answer, idempotency};
+use super::kept;
+use super::vinmec::{answer, idempotency, replay};
 use super::{ApiState, national};
 use crate::store::{NewRegistration, RegisterOutcome, Registration};
-use tongdai_domain::program::{self, Channel, Group, Status, Window};
+use tongdai_domain::program::{self, Channel, Group, Window};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,25 +43,25 @@ pub struct RegistrationView {
     pub msisdn_national: String,
     pub name: Option<String>,
     pub group: i64,
-    pub channel: Channel,
+    pub channel: &'static str,
     pub specialty: Option<u8>,
-    pub status: Status,
+    pub status: &'static str,
     pub registered_at: Timestamp,
     pub fanpage_ref: Option<String>,
     /// Places left in the program after this registration.
     pub places_left: u32,
 }
 
-fn view(r: &Registration, places_left: u32) -> RegistrationView {
+pub(crate) fn view(r: &Registration, places_left: u32) -> RegistrationView {
     RegistrationView {
         registration_id: r.id,
         msisdn: r.msisdn.clone(),
         msisdn_national: national(&r.msisdn),
         name: r.name.clone(),
         group: r.group.number(),
-        channel: r.channel,
+        channel: r.channel.as_str(),
         specialty: r.specialty,
-        status: r.status,
+        status: r.status.as_str(),
         registered_at: r.created_at,
         fanpage_ref: r.fanpage_ref.clone(),
         places_left,
@@ -105,12 +106,10 @@ pub async fn intake(
     let fanpage_ref = bounded("fanpage_ref", &b.fanpage_ref, 500)?;
     let idem = idempotency(&headers, &caller, &method, &uri, &body.raw)?;
     if let Some(idem) = &idem
-        && let Some((reg, left)) = s
-            .store
-            .idempotent_outcome::<(Registration, u32)>(idem)
-            .await?
+        && let Some(text) = s.store.idempotent_outcome(idem).await?
     {
-        return Ok(answer(StatusCode::CREATED, &view(&reg, left), true));
+        let body = kept::intake(text).body(|(reg, left)| view(reg, *left))?;
+        return Ok(replay(StatusCode::CREATED, body));
     }
     let now = s.clock.now();
     let today = program::today(now, &s.program).map_err(ApiError::internal)?;
@@ -138,12 +137,12 @@ pub async fn intake(
             let left = s.program.cap.saturating_sub(used);
             tracing::info!(registration = reg.id, actor = %caller.name, places_left = left,
                 "fanpage registration");
+            let body = view(&reg, left);
             if let Some(idem) = &idem {
-                s.store
-                    .remember_outcome(idem, &(reg.clone(), left), now)
-                    .await?;
+                let text = kept::text(&body).map_err(ApiError::internal)?;
+                s.store.remember_outcome(idem, &text, now).await?;
             }
-            Ok(answer(StatusCode::CREATED, &view(&reg, left), false))
+            Ok(answer(StatusCode::CREATED, &body))
         }
         RegisterOutcome::AlreadyRegistered(reg) => Err(conflict(
             "already_registered",

@@ -24,21 +24,33 @@
 //! campaigns' stored state. The supervisors' [`supervisor::Snapshot`] carries
 //! `campaigns`, `satisfaction` and `trunk` sections.
 //!
+//! ## JSON
+//! Every JSON object the API sends (answers, the live page's snapshots, webhook bodies,
+//! the answers kept under an `Idempotency-Key`) is a view struct of this module, built
+//! from the store's or the domain's value: those carry no serde, so a renamed field
+//! there never changes the wire. Enums go out by their stable name (`as_str`) and come
+//! in through [`names::ByName`]; `wire_tests.rs` holds the JSON to what it was.
+//!
 //! ## Errors
 //! Every non-2xx answer is a JSON object `{"error", "message", "field"?}` (see
 //! `error.rs`); unknown paths and methods included.
 
 pub mod auth;
+pub mod calls;
 pub mod campaigns;
 pub mod dnc;
 pub mod error;
 pub mod export;
 pub mod fanpage;
+pub mod kept;
 pub mod live;
+pub mod names;
 pub mod supervisor;
 pub mod trunk;
 pub mod vinmec;
 pub mod webhook;
+#[cfg(test)]
+mod wire_tests;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,13 +70,12 @@ use tokio_util::sync::CancellationToken;
 pub use auth::{Caller, Role, hash_token, new_token};
 pub use error::ApiError;
 
-use crate::call::{CallLog, CallRecord};
+use crate::call::CallLog;
 use crate::clock::SharedClock;
 use crate::config::ApiSettings;
 use crate::metrics::{Metrics, Observed};
 use crate::sip::transport::SipHandle;
 use crate::store::Store;
-use crate::telemetry::mask_number;
 use tongdai_domain::program::ProgramConfig;
 
 /// Recompiles and swaps the dialplans; returns how many are loaded, or why the running
@@ -693,16 +704,22 @@ async fn openapi() -> Response {
 }
 
 #[derive(Serialize)]
-struct WhoAmI {
+pub(crate) struct WhoAmI {
     name: String,
-    role: Role,
+    role: &'static str,
+}
+
+impl From<Caller> for WhoAmI {
+    fn from(caller: Caller) -> Self {
+        WhoAmI {
+            name: caller.name,
+            role: caller.role.as_str(),
+        }
+    }
 }
 
 async fn whoami(Extension(caller): Extension<Caller>) -> Json<WhoAmI> {
-    Json(WhoAmI {
-        name: caller.name,
-        role: caller.role,
-    })
+    Json(WhoAmI::from(caller))
 }
 
 /// `tongdai reload` posts here (admin token).
@@ -723,27 +740,11 @@ async fn reload(
     }
 }
 
-#[derive(Serialize)]
-struct CallsView {
-    active: Vec<CallRecord>,
-    recent: Vec<CallRecord>,
-}
-
 /// The call log (recent and active records, numbers masked): the first supervisors'
 /// view, kept for scripts that use it.
-async fn calls(State(state): State<ApiState>) -> Json<CallsView> {
-    let mask = |mut r: CallRecord| {
-        r.caller = r.caller.as_deref().map(mask_number);
-        if r.direction == "outbound" {
-            r.called = r.called.as_deref().map(mask_number);
-        }
-        r
-    };
-    let mut recent = state.calls.finished();
-    recent.reverse();
-    recent.truncate(100);
-    Json(CallsView {
-        active: state.calls.active().into_iter().map(mask).collect(),
-        recent: recent.into_iter().map(mask).collect(),
-    })
+async fn calls(State(state): State<ApiState>) -> Json<calls::CallsView> {
+    Json(calls::calls_view(
+        state.calls.active(),
+        state.calls.finished(),
+    ))
 }

@@ -412,12 +412,13 @@ pub struct RecentCallView {
     pub ended_at: Option<Timestamp>,
     pub duration_seconds: Option<u64>,
     pub final_status: Option<u16>,
-    pub disposition: Disposition,
+    /// `answered`, `busy`, `no_answer`, … (`store::Disposition`).
+    pub disposition: &'static str,
     pub end_reason: String,
     pub ivr_path: Vec<String>,
 }
 
-fn recent_view(r: CallRecordRow) -> RecentCallView {
+pub(crate) fn recent_view(r: CallRecordRow) -> RecentCallView {
     let outbound = r.direction.as_str() == "outbound";
     let (number, line) = if outbound {
         (&r.called, &r.caller)
@@ -436,7 +437,7 @@ fn recent_view(r: CallRecordRow) -> RecentCallView {
         answered_at: r.answered_at,
         ended_at: r.ended_at,
         final_status: r.final_status,
-        disposition: r.disposition,
+        disposition: r.disposition.as_str(),
         end_reason: r.end_reason,
         ivr_path: r.ivr_path,
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use axum::Extension;
 use axum::Json;
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
@@ -19,10 +20,12 @@ use sha2::{Digest, Sha256};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiPath, ApiQuery, JsonBody};
+use super::kept;
+use super::names::ByName;
 use super::{ApiState, local_text, national};
 use crate::store::{
-    AppointmentMethod, Booking, Idempotency, Idempotent, MAX_TEXT_CHARS, QueueAction, QueueFilter,
-    QueueItem, QueueStatus, RegistrationEvent,
+    AppointmentMethod, Booking, Idempotency, Idempotent, KeyedAnswer, MAX_TEXT_CHARS, QueueAction,
+    QueueFilter, QueueItem, QueueStatus, RegistrationEvent,
 };
 use tongdai_domain::program::{self, Channel, ProgramConfig, Status, Window};
 
@@ -42,13 +45,17 @@ pub struct QueueItemView {
     pub msisdn_national: String,
     pub name: Option<String>,
     pub group: i64,
-    pub channel: Channel,
+    /// `hotline`, `outbound_call`, `fanpage`.
+    pub channel: &'static str,
     /// The specialty the customer chose (code), `null`: not sure.
     pub specialty: Option<u8>,
-    pub status: Status,
+    /// The registration's status (`registered`, `sent_to_vinmec`, …).
+    pub status: &'static str,
     pub registered_at: Timestamp,
     pub fanpage_ref: Option<String>,
-    pub queue_status: QueueStatus,
+    /// `waiting`, `claimed`, `done`, `cancelled` (as of the answer: a lapsed lease is
+    /// `waiting`).
+    pub queue_status: &'static str,
     pub claimed_by: Option<String>,
     pub lease_until: Option<Timestamp>,
     pub need: Option<String>,
@@ -57,7 +64,8 @@ pub struct QueueItemView {
     /// The appointment in the program's time zone, `YYYY-MM-DD HH:MM`.
     pub appointment_local: Option<String>,
     pub appointment_minutes: Option<u32>,
-    pub appointment_method: Option<AppointmentMethod>,
+    /// `phone` or `video`.
+    pub appointment_method: Option<&'static str>,
     pub video_reason: Option<String>,
     pub consultation_report: Option<String>,
     pub consulted_at: Option<Timestamp>,
@@ -76,12 +84,12 @@ impl QueueItemView {
             msisdn_national: national(&r.msisdn),
             name: r.name.clone(),
             group: r.group.number(),
-            channel: r.channel,
+            channel: r.channel.as_str(),
             specialty: r.specialty,
-            status: r.status,
+            status: r.status.as_str(),
             registered_at: r.created_at,
             fanpage_ref: r.fanpage_ref.clone(),
-            queue_status: e.status,
+            queue_status: e.status.as_str(),
             claimed_by: e.claimed_by.clone(),
             lease_until: e.lease_until,
             need: e.prescreen_note.clone(),
@@ -89,7 +97,7 @@ impl QueueItemView {
             appointment_at: e.appointment_at,
             appointment_local: e.appointment_at.map(|t| local_text(t, cfg)),
             appointment_minutes: e.appointment_minutes,
-            appointment_method: e.appointment_method,
+            appointment_method: e.appointment_method.map(AppointmentMethod::as_str),
             video_reason: e.video_reason.clone(),
             consultation_report: e.consultation_report.clone(),
             consulted_at: e.consulted_at,
@@ -109,10 +117,10 @@ struct PageView {
 }
 
 #[derive(Serialize)]
-struct EventView {
+pub(crate) struct EventView {
     at: Timestamp,
-    from_status: Option<Status>,
-    to_status: Status,
+    from_status: Option<&'static str>,
+    to_status: &'static str,
     action: String,
     actor: String,
     detail: String,
@@ -122,8 +130,8 @@ impl From<RegistrationEvent> for EventView {
     fn from(e: RegistrationEvent) -> Self {
         EventView {
             at: e.at,
-            from_status: e.from_status,
-            to_status: e.to_status,
+            from_status: e.from_status.map(Status::as_str),
+            to_status: e.to_status.as_str(),
             action: e.action,
             actor: e.actor,
             detail: e.detail,
@@ -137,17 +145,26 @@ struct DetailView {
     events: Vec<EventView>,
 }
 
+/// The answer to `POST /api/v1/vinmec/queue/claim`.
 #[derive(Serialize)]
-struct ClaimedView {
+pub struct ClaimedView {
     items: Vec<QueueItemView>,
+}
+
+impl ClaimedView {
+    pub fn new(items: &[QueueItem], cfg: &ProgramConfig) -> ClaimedView {
+        ClaimedView {
+            items: items.iter().map(|i| QueueItemView::new(i, cfg)).collect(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    status: Option<QueueStatus>,
-    registration_status: Option<Status>,
-    channel: Option<Channel>,
+    status: Option<ByName<QueueStatus>>,
+    registration_status: Option<ByName<Status>>,
+    channel: Option<ByName<Channel>>,
     /// Only entries whose lease the caller holds.
     #[serde(default)]
     mine: bool,
@@ -169,9 +186,9 @@ pub async fn list(
     }
     let offset = q.offset.unwrap_or(0);
     let filter = QueueFilter {
-        status: q.status,
-        registration_status: q.registration_status,
-        channel: q.channel,
+        status: q.status.map(|s| s.0),
+        registration_status: q.registration_status.map(|s| s.0),
+        channel: q.channel.map(|c| c.0),
         claimed_by: q.mine.then(|| caller.name.clone()),
         limit,
         offset,
@@ -239,23 +256,24 @@ pub fn idempotency(
     }))
 }
 
-/// An answer, marked when it was replayed.
-pub fn answer<T: Serialize>(status: StatusCode, body: &T, replayed: bool) -> Response {
-    let mut response = (status, Json(body)).into_response();
-    if replayed {
-        response
-            .headers_mut()
-            .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
-    }
-    response
+/// A change's answer, made now (a retry with its key gets it through [`replay`]).
+pub fn answer<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    (status, Json(body)).into_response()
 }
 
-fn item_answer(s: &ApiState, r: Idempotent<QueueItem>) -> Response {
-    answer(
-        StatusCode::OK,
-        &QueueItemView::new(&r.value, &s.program),
-        r.replayed,
+/// The answer an earlier request with the same key kept (see [`kept`]), byte for byte
+/// as it was sent, marked as replayed.
+pub fn replay(status: StatusCode, kept: String) -> Response {
+    let mut response = (
+        status,
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        kept,
     )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    response
 }
 
 /// The lease a request asks for (seconds), within `api.max_lease`.
@@ -316,18 +334,22 @@ pub async fn claim_next(
     }
     let lease = lease(&s, body.value.lease_seconds)?;
     let idem = idempotency(&headers, &caller, &method, &uri, &body.raw)?;
-    let r = s
+    let keep = |items: &[QueueItem]| kept::text(&ClaimedView::new(items, &s.program));
+    let keyed = idem.as_ref().map(|key| KeyedAnswer { key, answer: &keep });
+    match s
         .store
-        .vinmec_claim_next(count, lease, &caller.name, s.clock.now(), idem.as_ref())
-        .await?;
-    let view = ClaimedView {
-        items: r
-            .value
-            .iter()
-            .map(|i| QueueItemView::new(i, &s.program))
-            .collect(),
-    };
-    Ok(answer(StatusCode::OK, &view, r.replayed))
+        .vinmec_claim_next(count, lease, &caller.name, s.clock.now(), keyed)
+        .await?
+    {
+        Idempotent::Done(items) => Ok(answer(
+            StatusCode::OK,
+            &ClaimedView::new(&items, &s.program),
+        )),
+        Idempotent::Replayed(text) => {
+            let body = kept::claimed(text).body(|items| ClaimedView::new(items, &s.program))?;
+            Ok(replay(StatusCode::OK, body))
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -355,7 +377,7 @@ pub struct BookBody {
     date: Date,
     /// Local start time, `HH:MM`.
     time: Time,
-    method: AppointmentMethod,
+    method: ByName<AppointmentMethod>,
     video_reason: Option<String>,
     duration_minutes: u32,
 }
@@ -473,15 +495,26 @@ async fn apply(
     action: QueueAction,
     idem: Option<Idempotency>,
 ) -> Result<Response, ApiError> {
-    let r = s
+    let keep = |item: &QueueItem| kept::text(&QueueItemView::new(item, &s.program));
+    let keyed = idem.as_ref().map(|key| KeyedAnswer { key, answer: &keep });
+    match s
         .store
-        .vinmec_apply(id, &action, &caller.name, s.clock.now(), idem.as_ref())
-        .await?;
-    if !r.replayed {
-        tracing::info!(registration = id, action = action.name(), actor = %caller.name,
-            status = %r.value.registration.status, "vinmec queue change");
+        .vinmec_apply(id, &action, &caller.name, s.clock.now(), keyed)
+        .await?
+    {
+        Idempotent::Done(item) => {
+            tracing::info!(registration = id, action = action.name(), actor = %caller.name,
+                status = %item.registration.status, "vinmec queue change");
+            Ok(answer(
+                StatusCode::OK,
+                &QueueItemView::new(&item, &s.program),
+            ))
+        }
+        Idempotent::Replayed(text) => {
+            let body = kept::queue_item(text).body(|item| QueueItemView::new(item, &s.program))?;
+            Ok(replay(StatusCode::OK, body))
+        }
     }
-    Ok(item_answer(s, r))
 }
 
 /// The common shape of every `POST /api/v1/vinmec/queue/{id}/<action>` handler.
@@ -531,7 +564,7 @@ action_handler!(book, BookBody, |s, b| validate_booking(
     &BookBodyFields {
         date: b.date,
         time: b.time,
-        method: b.method,
+        method: b.method.0,
         video_reason: b.video_reason.clone(),
         duration_minutes: b.duration_minutes,
     },

@@ -155,7 +155,9 @@ mod vinmec;
 pub use campaign_reports::SurveyResultRow;
 pub use reports::{CallStats, LineStats, QueueStats, RegistrationStats};
 pub use tongdai_domain::vinmec::{Booking, MAX_TEXT_CHARS, QueueAction, QueueRefusal};
-pub use vinmec::{Idempotency, Idempotent, OutboxItem, QueueFilter, QueueItem, QueuePage};
+pub use vinmec::{
+    Idempotency, Idempotent, KeyedAnswer, OutboxItem, QueueFilter, QueueItem, QueuePage,
+};
 
 /// How a write transaction ends.
 enum Step<T> {

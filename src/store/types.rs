@@ -3,7 +3,6 @@
 //! surfaces as [`StoreError::Corrupt`] instead of a panic.
 
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 
 use super::error::{StoreError, corrupt};
 use super::time;
@@ -12,7 +11,7 @@ use tongdai_domain::program::{
 };
 
 /// Which database a [`super::Store`] talks to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
     Postgres,
@@ -43,7 +42,7 @@ pub struct NewRegistration {
     pub fanpage_ref: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Registration {
     pub id: i64,
     /// E.164.
@@ -72,7 +71,7 @@ pub enum RegisterOutcome {
     NotEligible(Eligibility),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegistrationEvent {
     pub id: i64,
     pub registration_id: i64,
@@ -94,7 +93,7 @@ pub struct RegistrationEvent {
 pub use tongdai_domain::vinmec::{AppointmentMethod, QueueStatus};
 
 /// One registration's entry in the Vinmec scheduling queue.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VinmecEntry {
     pub id: i64,
     pub registration_id: i64,
@@ -117,8 +116,7 @@ pub struct VinmecEntry {
     pub unreachable_count: u32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CallDirection {
     Inbound,
     Outbound,
@@ -153,7 +151,7 @@ impl std::str::FromStr for CallDirection {
 pub use tongdai_domain::dialer::Disposition;
 
 /// One call, as persisted.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallRecordRow {
     /// SIP Call-ID; unique per call.
     pub call_id: String,
@@ -179,7 +177,7 @@ pub struct CallRecordRow {
 }
 
 /// What [`super::Store::import_subscribers_csv`] did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImportReport {
     /// Stored on every imported row (`import_batch`): file name and import time.
     pub batch: String,

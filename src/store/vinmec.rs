@@ -16,17 +16,17 @@
 //! concurrent claimers take different entries instead of queueing on the same rows.
 //!
 //! ## Idempotency
-//! A change may carry an [`Idempotency`] key. Its outcome is stored with the key in
-//! the same transaction, so a retry with the same key and request gets the stored
-//! outcome and writes nothing; the same key with another request is refused
-//! ([`QueueRefusal::IdempotencyKeyReused`]). Refusals are not stored: they wrote
-//! nothing, and a retry is decided again.
+//! A change may carry an [`Idempotency`] key with the caller's answer to keep
+//! ([`KeyedAnswer`]). The answer is stored with the key in the same transaction, so a
+//! retry with the same key and request gets that answer back verbatim
+//! ([`Idempotent::Replayed`]) and writes nothing; the same key with another request is
+//! refused ([`QueueRefusal::IdempotencyKeyReused`]). Refusals are not stored: they
+//! wrote nothing, and a retry is decided again. The answer is the caller's text (the
+//! API keeps the JSON body it sent): the store gives its rows no wire format.
 
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 use super::error::StoreError;
 use super::error::is_retryable;
@@ -40,7 +40,7 @@ use tongdai_domain::vinmec::{
 };
 
 /// A registration and its queue entry, as the schedulers see them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueueItem {
     pub registration: Registration,
     /// `status` is the effective one: a claimed entry whose lease ran out is `waiting`.
@@ -77,11 +77,34 @@ pub struct Idempotency {
     pub request_hash: String,
 }
 
-/// An outcome, and whether it was replayed from an earlier request with the same key.
+/// An [`Idempotency`] key and the answer its caller keeps under it.
+///
+/// The store writes `answer(&outcome)` beside the key in the transaction that makes the
+/// change, and hands that text back verbatim to a retry ([`Idempotent::Replayed`]).
+/// What the text says is the caller's business (the API keeps the JSON body it sent,
+/// so a retry gets the same bytes); the store only keeps it.
+pub struct KeyedAnswer<'a, T: ?Sized> {
+    pub key: &'a Idempotency,
+    /// The text to keep for an outcome, or why it cannot be written.
+    pub answer: &'a (dyn Fn(&T) -> Result<String, String> + Send + Sync),
+}
+
+// Not derived: the derive would ask `T: Copy`, and `T` is only ever borrowed.
+impl<T: ?Sized> Clone for KeyedAnswer<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: ?Sized> Copy for KeyedAnswer<'_, T> {}
+
+/// The result of a change that may carry a key.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Idempotent<T> {
-    pub value: T,
-    pub replayed: bool,
+pub enum Idempotent<T> {
+    /// Made now (its answer, when keyed, is kept).
+    Done(T),
+    /// An earlier request with the same key made it: the answer that request kept.
+    Replayed(String),
 }
 
 /// What the queue rules read of a stored item.
@@ -364,10 +387,10 @@ macro_rules! write_transition {
 /// Takes the key for this transaction before any work: inserts a placeholder row, so a
 /// concurrent request with the same key waits on the key's unique index (PostgreSQL)
 /// or the write lock (SQLite) until this transaction ends, then finds the outcome.
-/// Evaluates to `Ok(None)` when the key is ours now, `Ok(Some(outcome))` when an
+/// Evaluates to `Ok(None)` when the key is ours now, `Ok(Some(answer))` when an
 /// earlier request stored one.
 macro_rules! take_key {
-    ($conn:ident, $idem:expr, $t:ty, $now_db:expr) => {
+    ($conn:ident, $idem:expr, $now_db:expr) => {
         async {
             let idem: &Idempotency = $idem;
             let inserted = sqlx::query(
@@ -383,9 +406,9 @@ macro_rules! take_key {
             .await?
             .rows_affected();
             if inserted == 1 {
-                return Ok::<Option<$t>, StoreError>(None);
+                return Ok::<Option<String>, StoreError>(None);
             }
-            match stored_outcome!($conn, idem, $t)? {
+            match stored_outcome!($conn, idem)? {
                 Some(v) => Ok(Some(v)),
                 // Only a placeholder of a rolled-back transaction could be empty, and
                 // those roll back with it: treat as a race and decide again.
@@ -396,12 +419,12 @@ macro_rules! take_key {
     };
 }
 
-/// Stores the outcome in the row [`take_key!`] inserted.
+/// Stores the caller's answer for `$outcome` in the row [`take_key!`] inserted.
 macro_rules! fill_key {
-    ($conn:ident, $idem:expr, $outcome:expr) => {
+    ($conn:ident, $keyed:expr, $outcome:expr) => {
         async {
-            let idem: &Idempotency = $idem;
-            let response = serde_json::to_string($outcome)
+            let idem: &Idempotency = $keyed.key;
+            let response = ($keyed.answer)($outcome)
                 .map_err(|e| StoreError::InvalidRequest(format!("outcome: {e}")))?;
             sqlx::query(
                 "UPDATE idempotency_keys SET response = $1 WHERE principal = $2 AND key = $3",
@@ -417,10 +440,10 @@ macro_rules! fill_key {
     };
 }
 
-/// The outcome stored under `idem`, or `None`; a key stored for another request is
+/// The answer stored under `idem`, or `None`; a key stored for another request is
 /// [`QueueRefusal::IdempotencyKeyReused`].
 macro_rules! stored_outcome {
-    ($conn:ident, $idem:expr, $t:ty) => {
+    ($conn:ident, $idem:expr) => {
         async {
             let idem: &Idempotency = $idem;
             let row: Option<(String, String)> = sqlx::query_as(
@@ -432,28 +455,25 @@ macro_rules! stored_outcome {
             .fetch_optional(&mut *$conn)
             .await?;
             match row {
-                None => Ok::<Option<$t>, StoreError>(None),
+                None => Ok::<Option<String>, StoreError>(None),
                 Some((_, response)) if response.is_empty() => Ok(None),
                 Some((hash, _)) if hash != idem.request_hash => {
                     Err(StoreError::Queue(QueueRefusal::IdempotencyKeyReused))
                 }
-                Some((_, response)) => serde_json::from_str::<$t>(&response)
-                    .map(Some)
-                    .map_err(|e| super::error::corrupt("idempotency_keys", "response", e)),
+                Some((_, response)) => Ok(Some(response)),
             }
         }
         .await
     };
 }
 
-/// Stores `outcome` under `idem`; `Ok(false)` when the key is already taken (a
+/// Stores the `answer` text under `idem`; `Ok(false)` when the key is already taken (a
 /// concurrent request with the same key committed first).
 macro_rules! store_outcome {
-    ($conn:ident, $idem:expr, $outcome:expr, $now_db:expr) => {
+    ($conn:ident, $idem:expr, $answer:expr, $now_db:expr) => {
         async {
             let idem: &Idempotency = $idem;
-            let response = serde_json::to_string($outcome)
-                .map_err(|e| StoreError::InvalidRequest(format!("outcome: {e}")))?;
+            let response: String = $answer.to_owned();
             let inserted = sqlx::query(
                 "INSERT INTO idempotency_keys \
                  (principal, key, request_hash, response, created_at) \
@@ -547,7 +567,7 @@ impl Store {
         action: &QueueAction,
         actor: &str,
         now: Timestamp,
-        idem: Option<&Idempotency>,
+        idem: Option<KeyedAnswer<'_, QueueItem>>,
     ) -> Result<Idempotent<QueueItem>, StoreError> {
         for _ in 0..MAX_ATTEMPTS {
             let attempt = {
@@ -569,17 +589,17 @@ impl Store {
         action: &QueueAction,
         actor: &str,
         now: Timestamp,
-        idem: Option<&Idempotency>,
+        idem: Option<KeyedAnswer<'_, QueueItem>>,
     ) -> Result<Applied<Idempotent<QueueItem>>, StoreError> {
         let now_db = time::to_db(now);
         let sql = format!("{SELECT_ITEM} WHERE r.id = $1");
         on_pool!(self, pool => {
             let mut tx = pool.begin_with(self.begin_sql()).await?;
             let step: Result<Step<Applied<Idempotent<QueueItem>>>, StoreError> = async {
-                if let Some(idem) = idem
-                    && let Some(stored) = take_key!(tx, idem, QueueItem, &now_db)?
+                if let Some(keyed) = idem
+                    && let Some(stored) = take_key!(tx, keyed.key, &now_db)?
                 {
-                    return Ok(Step::Rollback(Applied::Done(Idempotent { value: stored, replayed: true })));
+                    return Ok(Step::Rollback(Applied::Done(Idempotent::Replayed(stored))));
                 }
                 let raw = sqlx::query_as::<_, ItemRaw>(sqlx::AssertSqlSafe(sql))
                     .bind(registration_id)
@@ -595,10 +615,10 @@ impl Store {
                     return Ok(Step::Rollback(Applied::Retry));
                 }
                 let value = present(decided(item, transition, &now_db)?, now);
-                if let Some(idem) = idem {
-                    fill_key!(tx, idem, &value)?;
+                if let Some(keyed) = idem {
+                    fill_key!(tx, keyed, &value)?;
                 }
-                Ok(Step::Commit(Applied::Done(Idempotent { value, replayed: false })))
+                Ok(Step::Commit(Applied::Done(Idempotent::Done(value))))
             }
             .await;
             finish!(tx, step)
@@ -613,7 +633,7 @@ impl Store {
         lease: Duration,
         actor: &str,
         now: Timestamp,
-        idem: Option<&Idempotency>,
+        idem: Option<KeyedAnswer<'_, [QueueItem]>>,
     ) -> Result<Idempotent<Vec<QueueItem>>, StoreError> {
         for _ in 0..MAX_ATTEMPTS {
             let attempt = {
@@ -633,7 +653,7 @@ impl Store {
         lease: Duration,
         actor: &str,
         now: Timestamp,
-        idem: Option<&Idempotency>,
+        idem: Option<KeyedAnswer<'_, [QueueItem]>>,
     ) -> Result<Applied<Idempotent<Vec<QueueItem>>>, StoreError> {
         let now_db = time::to_db(now);
         let lock = match self.pool {
@@ -649,10 +669,10 @@ impl Store {
         on_pool!(self, pool => {
             let mut tx = pool.begin_with(self.begin_sql()).await?;
             let step: Result<Step<Applied<Idempotent<Vec<QueueItem>>>>, StoreError> = async {
-                if let Some(idem) = idem
-                    && let Some(stored) = take_key!(tx, idem, Vec<QueueItem>, &now_db)?
+                if let Some(keyed) = idem
+                    && let Some(stored) = take_key!(tx, keyed.key, &now_db)?
                 {
-                    return Ok(Step::Rollback(Applied::Done(Idempotent { value: stored, replayed: true })));
+                    return Ok(Step::Rollback(Applied::Done(Idempotent::Replayed(stored))));
                 }
                 let raws = sqlx::query_as::<_, ItemRaw>(sqlx::AssertSqlSafe(sql))
                     .bind(&now_db)
@@ -672,42 +692,43 @@ impl Store {
                     }
                     claimed.push(present(decided(item, transition, &now_db)?, now));
                 }
-                if let Some(idem) = idem {
-                    fill_key!(tx, idem, &claimed)?;
+                if let Some(keyed) = idem {
+                    fill_key!(tx, keyed, claimed.as_slice())?;
                 }
-                Ok(Step::Commit(Applied::Done(Idempotent { value: claimed, replayed: false })))
+                Ok(Step::Commit(Applied::Done(Idempotent::Done(claimed))))
             }
             .await;
             finish!(tx, step)
         })
     }
 
-    /// The stored outcome of an earlier request with this key, if any (refusing a key
+    /// The answer kept under this key by an earlier request, if any (refusing a key
     /// reused for another request). Read-only: for callers that answer from it before
     /// doing anything else (the fanpage intake).
-    pub async fn idempotent_outcome<T: DeserializeOwned>(
+    pub async fn idempotent_outcome(
         &self,
         idem: &Idempotency,
-    ) -> Result<Option<T>, StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         on_pool!(self, pool => {
             let mut conn = pool.acquire().await?;
-            stored_outcome!(conn, idem, T)
+            stored_outcome!(conn, idem)
         })
     }
 
-    /// Records `outcome` under `idem` (its own transaction; a concurrent request with
-    /// the same key that stored first wins, and this returns false).
-    pub async fn remember_outcome<T: Serialize>(
+    /// Keeps `answer` (the caller's text for an outcome it made) under `idem` (its own
+    /// transaction; a concurrent request with the same key that stored first wins, and
+    /// this returns false).
+    pub async fn remember_outcome(
         &self,
         idem: &Idempotency,
-        outcome: &T,
+        answer: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let now_db = time::to_db(now);
         let _guard = self.write_guard().await;
         on_pool!(self, pool => {
             let mut conn = pool.acquire().await?;
-            store_outcome!(conn, idem, outcome, &now_db)
+            store_outcome!(conn, idem, answer, &now_db)
         })
     }
 }

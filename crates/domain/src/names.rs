@@ -23,20 +23,25 @@ impl ParseEnumError {
     }
 }
 
-/// Declares a lowercase string enum: `ALL` (declaration order), `as_str`, `FromStr`
-/// (failing with [`ParseEnumError`] naming `$kind`), `Display`, and serde as the same
-/// names. The calling crate needs `serde` among its dependencies.
+/// Declares a lowercase string enum: `ALL` and `NAMES` (declaration order), `as_str`,
+/// `FromStr` (failing with [`ParseEnumError`] naming `$kind`) and `Display`.
+///
+/// No serde: the name is the enum's only outside form, and whoever writes it to the
+/// outside world uses `as_str` — the HTTP API its own views (`tongdai::api`), the store
+/// its columns — so a wire format is never decided here.
 #[macro_export]
 macro_rules! string_enum {
     ($(#[$m:meta])* $name:ident, $kind:literal { $($(#[$vm:meta])* $v:ident = $s:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::serde::Serialize, ::serde::Deserialize)]
-        #[serde(rename_all = "snake_case")]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum $name { $($(#[$vm])* $v),+ }
 
         impl $name {
             /// Every variant, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$v),+];
+
+            /// Every variant's name, in declaration order (`NAMES[i] == ALL[i].as_str()`).
+            pub const NAMES: &'static [&'static str] = &[$($s),+];
 
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$v => $s),+ }

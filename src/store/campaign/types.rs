@@ -11,7 +11,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::Serialize;
 
 use crate::store::error::{StoreError, corrupt};
 use crate::store::time;
@@ -109,7 +108,7 @@ pub(crate) fn policy_from_db(s: &str) -> Result<CampaignPolicy, StoreError> {
 }
 
 /// One campaign.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct CampaignRow {
     pub id: i64,
     pub name: String,
@@ -117,7 +116,6 @@ pub struct CampaignRow {
     /// `[dialplan] name` of the plan an answered call runs (= `policy.dialplan`).
     pub dialplan: String,
     pub policy: CampaignPolicy,
-    #[serde(serialize_with = "ser_state")]
     pub state: CampaignState,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -125,13 +123,9 @@ pub struct CampaignRow {
     pub ended_at: Option<Timestamp>,
 }
 
-fn ser_state<S: serde::Serializer>(s: &CampaignState, ser: S) -> Result<S::Ok, S::Error> {
-    ser.serialize_str(state_str(*s))
-}
-
 /// What [`crate::store::Store::create_invitation_campaign`] /
 /// [`crate::store::Store::create_survey_campaign`] did.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct CreatedCampaign {
     pub campaign: CampaignRow,
     /// Contacts inserted.
@@ -142,7 +136,7 @@ pub struct CreatedCampaign {
 }
 
 /// One contact of a campaign.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContactRow {
     pub id: i64,
     pub campaign_id: i64,
@@ -166,7 +160,7 @@ pub struct ContactRow {
 }
 
 /// One dial of one contact.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttemptRow {
     pub id: i64,
     pub campaign_id: i64,
@@ -197,7 +191,7 @@ pub struct AttemptRow {
 }
 
 /// A contact claimed for one dial: place the INVITE with exactly this Call-ID.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClaimedAttempt {
     pub attempt_id: i64,
     pub campaign_id: i64,
@@ -212,12 +206,11 @@ pub struct ClaimedAttempt {
     /// Surveys: the registration being surveyed.
     pub registration_id: Option<i64>,
     /// CANCEL after this long ringing.
-    #[serde(with = "humantime_serde")]
     pub ring_timeout: Duration,
 }
 
 /// The answer of [`crate::store::Store::claim_due`].
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Claims {
     /// Dial these, each with its Call-ID.
     pub attempts: Vec<ClaimedAttempt>,
@@ -241,7 +234,7 @@ pub struct FinishedAttempt {
 }
 
 /// One attempt found `dialing` at start-up and how it was resolved.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecoveredAttempt {
     pub attempt_id: i64,
     pub call_id: String,
@@ -251,7 +244,7 @@ pub struct RecoveredAttempt {
 
 /// Counts for the supervisors' page. Every contact is in exactly one of `waiting`,
 /// `dialing`, `in_call`, `retry_pending`, `done`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct CampaignProgress {
     pub contacts: u32,
     /// Never dialled (or only released claims).
@@ -281,7 +274,7 @@ pub struct CampaignProgress {
 }
 
 /// The dialer runtime's reason for not dialling a campaign (`campaign_holds`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CampaignHoldRow {
     /// `dialer::Hold::code()`: `trunk_not_registered`, `outside_calling_window`, …
     pub code: String,
@@ -293,14 +286,14 @@ pub struct CampaignHoldRow {
 }
 
 /// One line of the supervisors' campaign table.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct CampaignLine {
     pub campaign: CampaignRow,
     pub progress: CampaignProgress,
 }
 
 /// One number on the do-not-call list.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DncEntry {
     pub msisdn: String,
     pub source: DncSource,
@@ -311,7 +304,7 @@ pub struct DncEntry {
 }
 
 /// What [`crate::store::Store::import_do_not_call_csv`] did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DncImportReport {
     pub rows: usize,
     pub inserted: usize,
@@ -320,7 +313,7 @@ pub struct DncImportReport {
 }
 
 /// One answer as given.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SurveyAnswer {
     pub id: i64,
     pub registration_id: i64,
@@ -331,7 +324,7 @@ pub struct SurveyAnswer {
 }
 
 /// Summary of a 1–5 question.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ScaleSummary {
     pub answers: u32,
     /// `histogram[v - 1]` = answers with value `v`.
@@ -362,7 +355,7 @@ impl ScaleSummary {
 }
 
 /// Summary of the yes/no question.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct YesNoSummary {
     pub answers: u32,
     pub yes: u32,
@@ -372,7 +365,7 @@ pub struct YesNoSummary {
 
 /// The satisfaction rate and the other questions' summaries. Each registration counts
 /// once per question: its latest answer (a re-called partial survey may answer again).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct SatisfactionReport {
     /// Registrations with at least one answer.
     pub respondents: u32,
@@ -639,14 +632,15 @@ mod tests {
             assert_eq!(d.as_str().parse::<Disposition>(), Ok(d));
         }
         assert!("maybe".parse::<Disposition>().is_err());
-        // Every dialer DoneReason has a stored name.
+        // Every dialer DoneReason has a stored name: the ContactEnd of the same name.
         for r in [DoneReason::Completed, DoneReason::NoCallingWindow] {
             let e = ContactEnd::from(r);
-            assert_eq!(
-                serde_json::to_string(&r).ok(),
-                Some(format!("\"{}\"", e.as_str()))
-            );
+            assert_eq!(format!("{r:?}"), format!("{e:?}"));
         }
+        assert_eq!(
+            ContactEnd::from(DoneReason::NoCallingWindow).as_str(),
+            "no_calling_window"
+        );
     }
 
     #[test]

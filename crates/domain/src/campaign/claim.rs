@@ -2,7 +2,6 @@
 //! made at all, and the contacts closed at claim time instead of being dialled.
 
 use jiff::Timestamp;
-use serde::Serialize;
 
 use super::contact::ContactEnd;
 use crate::dialer::{CampaignKind, CampaignPolicy, CampaignState, is_allowed, next_allowed};
@@ -50,21 +49,16 @@ pub fn survey_exclusion(on_do_not_call: bool) -> Option<Exclusion> {
 }
 
 /// Why a claim returned nothing although contacts may be waiting.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClaimHold {
     /// The campaign is not running (draft, paused, stopped, completed).
-    NotRunning(#[serde(serialize_with = "ser_state")] CampaignState),
+    NotRunning(CampaignState),
     /// Outside the calling windows; `opens` is the next opening.
     OutsideCallingWindow { opens: Option<Timestamp> },
     /// Invitation: all places of the program are taken.
     CapReached,
     /// Invitation: outside the registration period (`today` before or after it).
     RegistrationClosed,
-}
-
-fn ser_state<S: serde::Serializer>(s: &CampaignState, ser: S) -> Result<S::Ok, S::Error> {
-    ser.serialize_str(s.as_str())
 }
 
 /// Whether a claim may be made at `now`, checked in this order: the campaign is

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use serde::Serialize;
 
 use crate::dialer::{CallOutcome, CampaignPolicy};
 use crate::string_enum;
@@ -59,11 +58,10 @@ impl FlowOutcome {
 /// When the subscriber asked to be called back. Turned into an instant when the
 /// attempt finishes ([`call_later_at`], relative to its end), then moved into a calling
 /// window by the retry rules.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CallLaterRequest {
     /// "In about this long".
-    After(#[serde(with = "humantime_serde")] Duration),
+    After(Duration),
     /// The next day's first calling window (local time of the policy).
     Tomorrow,
 }

@@ -8,14 +8,12 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use serde::{Deserialize, Serialize};
 
 use super::policy::CampaignPolicy;
 use super::window::next_allowed_in;
 
 /// How an outbound attempt ended, as far as SIP tells.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Disposition {
     /// 2xx: the subscriber picked up (what they did is the `CallOutcome`).
     Answered,
@@ -105,8 +103,7 @@ impl std::str::FromStr for Disposition {
 }
 
 /// What the flow of an answered call reported (the dialplan's result).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CallOutcome {
     /// Invitation: the subscriber registered for the consultation.
     Registered,
@@ -123,8 +120,7 @@ pub enum CallOutcome {
 }
 
 /// Why a contact will not be dialled again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DoneReason {
     /// The flow reached an end: registered, not interested, survey completed.
     Completed,

@@ -2,14 +2,12 @@
 
 use jiff::Timestamp;
 use jiff::civil::Date;
-use serde::{Deserialize, Serialize};
 
 use super::config::{ProgramConfig, ProgramConfigError};
 use super::status::ParseEnumError;
 
 /// Billing plan of a subscriber on the screened list.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Plan {
     Postpaid,
     Prepaid,
@@ -36,7 +34,7 @@ impl std::str::FromStr for Plan {
 }
 
 /// One row of the screened target list MobiFone compiled for the SMS campaign.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Subscriber {
     /// E.164 (`+84…`), see [`super::normalize_msisdn`].
     pub msisdn: String,
@@ -53,8 +51,7 @@ pub struct Subscriber {
 pub const SMS_LIST_SOURCE: &str = "sms";
 
 /// Whether a subscriber may register in group 1.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Eligibility {
     Eligible,
     /// Not on the screened list, or on a list other than the SMS one.
@@ -82,8 +79,7 @@ pub fn eligibility(sub: Option<&Subscriber>, cfg: &ProgramConfig) -> Eligibility
 }
 
 /// Where a date falls relative to an inclusive period.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Window {
     NotOpen,
     Open,
