@@ -9,44 +9,24 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::support;
 use crate::support::campaign::{Uas, dialled_number, invites, number, parse_trace, short_prompts};
+use crate::support::process::{self, Serve};
 use tongdai::store::{AttemptStatus, ContactEnd, ContactState, FlowOutcome, Resolution, Store};
 use tongdai_domain::dialer::CampaignState;
 
 const CONTACTS: u32 = 40;
 
+/// `tongdai --config <config> <args>`: (exit code, output).
 fn tongdai(config: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tongdai"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run tongdai");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    let config = config.to_str().expect("path");
+    process::tongdai_code(&[&["--config", config], args].concat(), &[])
 }
 
-fn serve(config: &Path, log: &Path) -> std::process::Child {
-    let log = std::fs::File::create(log).expect("log file");
-    Command::new(env!("CARGO_BIN_EXE_tongdai"))
-        .arg("--config")
-        .arg(config)
-        .arg("serve")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("RUST_LOG", "info,rsipstack=warn")
-        .stdout(Stdio::from(log.try_clone().expect("log")))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("start tongdai serve")
+fn serve(config: &Path, log: &Path) -> Serve {
+    Serve::start(Some(config), &[("RUST_LOG", "info,rsipstack=warn")], log)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,8 +104,7 @@ async fn kill_9_mid_campaign_then_restart_dials_each_attempt_once_and_finishes()
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(seen >= 14, "the service dialled: {seen} INVITEs");
-    first.kill().expect("kill -9");
-    let _ = first.wait();
+    first.kill();
 
     // Second run on the same store finishes the campaign.
     let store = Store::connect(&format!("sqlite://{}", db.display()))
@@ -145,15 +124,12 @@ async fn kill_9_mid_campaign_then_restart_dials_each_attempt_once_and_finishes()
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let log2 = std::fs::read_to_string(dir.path().join("serve2.log")).unwrap_or_default();
+    let log2 = second.log();
     assert_eq!(state, CampaignState::Completed, "serve2.log:\n{log2}");
     let (code, show) = tongdai(&config, &["campaign", "show", "crash"]);
     assert_eq!(code, 0, "{show}");
     // Graceful stop of the second run.
-    let _ = Command::new("kill")
-        .args(["-TERM", &second.id().to_string()])
-        .status();
-    let _ = second.wait();
+    let _ = second.terminate();
     let trace = parse_trace(&uas.stop().await);
 
     let c = store

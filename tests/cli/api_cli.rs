@@ -2,13 +2,9 @@
 //! prints is valid configuration.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-fn tongdai() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tongdai"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
-    cmd
-}
+use crate::support::process::command as tongdai;
 
 #[test]
 fn token_new_prints_a_token_and_a_config_entry_that_loads() {

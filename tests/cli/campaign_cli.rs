@@ -3,7 +3,8 @@
 //! line, 3 no such campaign, 4 refused).
 
 use std::path::Path;
-use std::process::Command;
+
+use crate::support::process::tongdai_code;
 
 struct Cli {
     dir: tempfile::TempDir,
@@ -17,22 +18,14 @@ impl Cli {
     }
 
     fn run(&self, args: &[&str]) -> (i32, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_tongdai"))
-            .args(args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env(
-                "TONGDAI__DATABASE__URL",
-                format!("sqlite://{}/t.db", self.dir.path().display()),
-            )
-            .env("TONGDAI__PROGRAM__TODAY", "2021-12-01")
-            .output()
-            .expect("run tongdai");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code().unwrap_or(-1), text)
+        let db = format!("sqlite://{}/t.db", self.dir.path().display());
+        tongdai_code(
+            args,
+            &[
+                ("TONGDAI__DATABASE__URL", &db),
+                ("TONGDAI__PROGRAM__TODAY", "2021-12-01"),
+            ],
+        )
     }
 
     fn file(&self, name: &str, text: &str) -> String {

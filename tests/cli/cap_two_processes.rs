@@ -9,17 +9,16 @@
 //! boundaries, as two 9090 nodes behind one proxy would.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use crate::support;
 use crate::support::free_port;
+use crate::support::process::Serve;
 
 const CAP: u32 = 500;
 const ATTEMPTS: usize = 600;
 
 struct Node {
-    child: Child,
+    child: Serve,
     http: String,
 }
 
@@ -38,40 +37,25 @@ impl Node {
             ),
         )
         .expect("write config");
-        let child = Command::new(env!("CARGO_BIN_EXE_tongdai"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .current_dir(support::repo())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start tongdai");
+        let child = Serve::start(Some(&config), &[], &dir.join(format!("{name}.log")));
         Node {
             child,
             http: format!("http://127.0.0.1:{http_port}"),
         }
     }
 
-    async fn wait_ready(&self, client: &reqwest::Client) {
-        for _ in 0..300 {
-            if let Ok(r) = client.get(format!("{}/readyz", self.http)).send().await
-                && r.status().is_success()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{} never became ready", self.http);
+    async fn wait_ready(&self) {
+        self.child.wait_ready(&self.http).await;
     }
 
     fn stop(mut self) {
         // SIGTERM: the service drains and exits 0.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let status = self.child.wait().expect("wait");
-        assert!(status.success(), "tongdai exited with {status}");
+        let status = self.child.terminate();
+        assert!(
+            status.success(),
+            "tongdai exited with {status}; log:\n{}",
+            self.child.log()
+        );
     }
 }
 
@@ -82,8 +66,8 @@ async fn cap_is_exact_across_two_service_processes_on_one_postgres() {
     let a = Node::start(dir.path(), "a", &db.url);
     let b = Node::start(dir.path(), "b", &db.url);
     let client = reqwest::Client::new();
-    a.wait_ready(&client).await;
-    b.wait_ready(&client).await;
+    a.wait_ready().await;
+    b.wait_ready().await;
 
     let token = support::api::token("fanpage");
     let mut requests = tokio::task::JoinSet::new();

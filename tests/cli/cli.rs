@@ -2,22 +2,9 @@
 //! refuses bad ones with a message naming the file and the problem.
 
 use std::path::Path;
-use std::process::Command;
+use std::time::Duration;
 
-fn tongdai(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tongdai"));
-    cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run tongdai");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
+use crate::support::process::{Serve, tongdai};
 
 fn write_wav(path: &Path, rate: u32, channels: u16, bits: u16) {
     let spec = hound::WavSpec {
@@ -135,57 +122,36 @@ fn check_refuses_unknown_configuration_keys_and_bad_values() {
 
 #[test]
 fn serve_reloads_on_sighup_and_exits_cleanly_on_sigterm() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
     let data = tempfile::tempdir().expect("tmp");
     let db = format!("sqlite://{}/t.db", data.path().display());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tongdai"))
-        .arg("serve")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("TONGDAI__SIP__LISTEN", "127.0.0.1:0")
-        .env("TONGDAI__HTTP__LISTEN", "127.0.0.1:0")
-        .env("TONGDAI__LOG__FORMAT", "json")
-        .env("TONGDAI__SHUTDOWN__GRACE", "1s")
-        .env("TONGDAI__DATABASE__URL", &db)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let mut up = false;
-    for line in lines.by_ref() {
-        let line = line.expect("line");
+    let mut child = Serve::start(
+        None,
+        &[
+            ("TONGDAI__SIP__LISTEN", "127.0.0.1:0"),
+            ("TONGDAI__HTTP__LISTEN", "127.0.0.1:0"),
+            ("TONGDAI__LOG__FORMAT", "json"),
+            ("TONGDAI__SHUTDOWN__GRACE", "1s"),
+            ("TONGDAI__DATABASE__URL", &db),
+        ],
+        &data.path().join("serve.log"),
+    );
+    let up = child.wait_line(Duration::from_secs(120), |line| {
         // JSON logs: one object per line.
-        let value: serde_json::Value = serde_json::from_str(&line).expect("json log line");
-        if value["fields"]["message"] == "tongdai is up" {
-            up = true;
-            break;
-        }
-    }
+        let value: serde_json::Value = serde_json::from_str(line).expect("json log line");
+        value["fields"]["message"] == "tongdai is up"
+    });
     assert!(up, "service announced it is up");
-    let pid = child.id().to_string();
     // SIGHUP reloads the dialplans and the service keeps running.
-    let hup = Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .expect("kill");
+    let hup = child.signal("HUP");
     assert!(hup.success());
-    let mut reloaded = false;
-    for line in lines.by_ref() {
-        let line = line.expect("line");
-        if line.contains("dialplans reloaded") {
-            reloaded = true;
-            break;
-        }
-    }
+    let reloaded = child.wait_line(Duration::from_secs(60), |line| {
+        line.contains("dialplans reloaded")
+    });
     assert!(reloaded, "SIGHUP reloaded the dialplans");
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
+    let killed = child.signal("TERM");
     assert!(killed.success());
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let status = child.wait().expect("wait");
+    let status = child.wait(Duration::from_secs(60));
+    let rest: Vec<String> = child.rest();
     assert!(
         status.success(),
         "clean exit after SIGTERM: {status:?} {rest:?}"

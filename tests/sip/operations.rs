@@ -2,29 +2,14 @@
 //! (all-or-nothing, bad rows named by line) and dialplan reload (SIGHUP / `tongdai
 //! reload`) that never disturbs calls in progress.
 
-use std::process::Command;
 use std::time::Duration;
 
 use crate::support;
 use crate::support::client::Client;
+use crate::support::process::tongdai;
 use crate::support::{Service, Transport, prompt_ids, sipp};
 
 const ADMIN_TOKEN: &str = "td_ops_admin_test_token";
-
-fn tongdai(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tongdai"));
-    cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run tongdai");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
 
 #[tokio::test]
 async fn import_subscribers_loads_all_or_nothing() {

@@ -188,6 +188,7 @@ pub mod api;
 pub mod campaign;
 pub mod client;
 pub mod pcap;
+pub mod process;
 pub mod sipp;
 
 // The runners most tests use, at the top (not every binary uses them all).
