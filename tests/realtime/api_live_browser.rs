@@ -163,6 +163,8 @@ async fn seed_campaigns(store: &Store, dir: &std::path::Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_page_shows_calls_as_they_happen() {
+    // Chromium and three calls that must be seen while they are up: alone (support::serial).
+    let _alone = support::serial::alone().await;
     // The bundled dialplans plus the benchmark's long-call plan (9099 keeps prompting).
     let plans = tempfile::tempdir().expect("tmp");
     for f in [

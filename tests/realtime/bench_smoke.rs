@@ -7,10 +7,12 @@
 use std::process::Command;
 
 // UDP and TCP on the same port for SIP; good enough for a test (the race is tiny).
-use crate::support::free_port;
+use crate::support::{self, free_port};
 
 #[test]
 fn load_harness_smoke_level_has_no_failed_calls() {
+    // SIPp at 5 calls/s against the binary: alone (support::serial).
+    let _alone = support::serial::alone_blocking();
     let root = env!("CARGO_MANIFEST_DIR");
     let dir = tempfile::tempdir().expect("tempdir");
     let results = dir.path().join("results.csv");

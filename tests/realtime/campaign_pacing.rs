@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use crate::support;
 use crate::support::Service;
 use crate::support::campaign::{
     Uas, invites, number, overrides, parse_trace, policy_toml, seed_target_list, short_prompts,
@@ -49,6 +50,8 @@ fn max_overlap(intervals: &[(f64, f64)]) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hundred_contacts_never_exceed_twenty_lines_or_five_per_second() {
+    // Rates as SIPp stamps them: alone (support::serial).
+    let _alone = support::serial::alone().await;
     let uas = Uas::start("pacing", Some(CONTACTS as u32), 4500, 1000).await;
     let dir = tempfile::tempdir().expect("tmp");
     let prompts = short_prompts(dir.path());

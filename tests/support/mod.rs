@@ -189,6 +189,7 @@ pub mod campaign;
 pub mod client;
 pub mod pcap;
 pub mod process;
+pub mod serial;
 pub mod sipp;
 
 // The runners most tests use, at the top (not every binary uses them all).
