@@ -1,7 +1,6 @@
 //! Harness for the API tests: the whole service (SIP, store, HTTP) on loopback ports,
 //! on SQLite or PostgreSQL, with one token per role, a clock the test sets, and a
 //! small real HTTP client (hyper) — requests go over TCP like any client's.
-#![allow(dead_code)]
 
 use std::sync::Arc;
 

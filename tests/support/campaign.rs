@@ -1,8 +1,8 @@
-//! Shared by the campaign tests (`tests/campaign_*.rs`): SIPp as every subscriber of a
-//! campaign (`tests/sipp/uas/uas_campaign.xml`, behaviour by the number's last two
-//! digits), its message trace parsed into timestamped messages, RFC 4733 key pcaps,
-//! short prompts, seeding the target list and consulted registrations.
-#![allow(dead_code)]
+//! Shared by the campaign tests (`tests/campaign/`, `tests/realtime/campaign_pacing.rs`):
+//! SIPp as every subscriber of a campaign (`tests/sipp/uas/uas_campaign.xml`, behaviour
+//! by the number's last two digits), its message trace parsed into timestamped
+//! messages, RFC 4733 key pcaps, short prompts, seeding the target list and consulted
+//! registrations.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -1,7 +1,6 @@
 //! A small SIP/RTP test caller written in Rust: it complements SIPp (never replaces it)
 //! where a test needs to misbehave on purpose (never ACK, send no RTP, send garbage) or
 //! to inspect every RTP packet the service sends.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::time::Duration;

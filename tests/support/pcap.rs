@@ -4,7 +4,6 @@
 //! decoder (which de-duplicates by timestamp and event, RFC 4733 §2.5.1.3) must treat a
 //! second replay of the same file as a duplicate. Real phones start every key press at a
 //! new timestamp, so the tests generate their own files, like a phone would send them.
-#![allow(dead_code)]
 
 use std::path::Path;
 

@@ -3,8 +3,6 @@
 //! `postgres://postgres@127.0.0.1:5432/test`). PostgreSQL being unreachable FAILS the
 //! postgres tests: CI installs it, and a silent skip would hide a broken backend.
 
-#![allow(dead_code)]
-
 use std::path::PathBuf;
 
 use sqlx::Connection;
