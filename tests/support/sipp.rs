@@ -40,6 +40,7 @@ impl SippRun {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
     Udp,
     Tcp,
@@ -47,6 +48,36 @@ pub enum Transport {
 
 /// The line-check number answered by `dialplans/demo.toml`.
 pub const DEMO: &str = "9091";
+
+/// SIPp running `scenario` on `port` (and a free media port pair), its traces
+/// (`messages.log`, `errors.log`) and working directory in `dir`; killed when dropped.
+fn command(
+    scenario: &Path,
+    port: u16,
+    dir: &Path,
+    transport: Transport,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new("sipp");
+    cmd.arg("-sf")
+        .arg(scenario)
+        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-mp", &free_port_pair().to_string()])
+        .arg("-nostdin")
+        .args(["-trace_msg", "-message_file"])
+        .arg(dir.join("messages.log"))
+        .args(["-trace_err", "-error_file"])
+        .arg(dir.join("errors.log"))
+        .args([
+            "-t",
+            match transport {
+                Transport::Udp => "u1",
+                Transport::Tcp => "t1",
+            },
+        ])
+        .current_dir(dir)
+        .kill_on_drop(true);
+    cmd
+}
 
 /// Runs one SIPp scenario from `tests/sipp/` against the demo number.
 pub async fn sipp(
@@ -70,38 +101,12 @@ pub async fn sipp_to(
 ) -> SippRun {
     let dir = out_dir(name);
     let msg_file = dir.join("messages.log");
-    let port = free_port().to_string();
-    let media = free_port_pair().to_string();
     let scenario_path = repo().join("tests/sipp").join(scenario);
-    let mut cmd = tokio::process::Command::new("sipp");
-    cmd.arg("-sf")
-        .arg(&scenario_path)
-        .args(["-s", number, "-i", "127.0.0.1", "-p", &port, "-mp", &media])
-        .args([
-            "-m",
-            "1",
-            "-l",
-            "1",
-            "-nostdin",
-            "-timeout",
-            "100s",
-            "-timeout_error",
-        ])
-        .args(["-trace_msg", "-message_file"])
-        .arg(&msg_file)
-        .args(["-trace_err", "-error_file"])
-        .arg(dir.join("errors.log"))
-        .args([
-            "-t",
-            match transport {
-                Transport::Udp => "u1",
-                Transport::Tcp => "t1",
-            },
-        ])
+    let mut cmd = command(&scenario_path, free_port(), &dir, transport);
+    cmd.args(["-s", number])
+        .args(["-m", "1", "-l", "1", "-timeout", "100s", "-timeout_error"])
         .args(extra)
-        .arg(target.to_string())
-        .current_dir(&dir)
-        .kill_on_drop(true);
+        .arg(target.to_string());
     let output = tokio::time::timeout(Duration::from_secs(120), cmd.output())
         .await
         .expect("sipp finished within 120 s")
@@ -141,28 +146,8 @@ impl Uas {
         transport: Transport,
         args: &[&str],
     ) -> Uas {
-        let media = free_port_pair().to_string();
-        let mut cmd = tokio::process::Command::new("sipp");
-        cmd.arg("-sf")
-            .arg(scenario)
-            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &media])
-            .arg("-nostdin")
-            .args(["-trace_msg", "-message_file"])
-            .arg(dir.join("messages.log"))
-            .args(["-trace_err", "-error_file"])
-            .arg(dir.join("errors.log"))
-            .args([
-                "-t",
-                match transport {
-                    Transport::Udp => "u1",
-                    Transport::Tcp => "t1",
-                },
-            ])
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        let mut cmd = command(scenario, port, dir, transport);
+        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
         let child = cmd.spawn().expect("sipp runs (is sip-tester installed?)");
         for _ in 0..250 {
             let taken = match transport {
