@@ -15,7 +15,7 @@
 #   python3-venv             schemathesis from PyPI in a venv (the OpenAPI test)
 #
 # The venv lives in $TONGDAI_TEST_DEPS (default ~/.cache/tongdai-test-deps)/venv;
-# tests/api_openapi.rs looks for schemathesis there.
+# tests/api/api_openapi.rs looks for schemathesis there.
 #
 # PostgreSQL: if a server already answers on 127.0.0.1:5432 it is used as is.
 # Otherwise the Debian package is installed, the cluster started without systemd,

@@ -22,7 +22,7 @@
 # default 60), SIP_PORT/HTTP_PORT/PROBE_PORT/SIPP_PORT,
 # CARGO_TARGET_DIR (default /work/target-bench), PID_FILE (write the service's pid there, for
 # benches/load/profile.sh), TONGDAI_BIN/PROBE_BIN (binaries to run
-# instead of the release build; with NO_BUILD=1 that is how tests/bench_smoke.rs runs it), BUILD_TAG
+# instead of the release build; with NO_BUILD=1 that is how tests/realtime/bench_smoke.rs runs it), BUILD_TAG
 # (the row's `build` column: default the worktree's commit, "+dirty" with local changes), RESULTS (default
 # benches/results/results.csv), KEEP=1 keeps the work directory, NO_BUILD=1 skips cargo.
 #

@@ -4,7 +4,7 @@
 //! ## Router layout
 //! Every route is one row of [`routes`] — method, path, who may call it — and the
 //! router is built from that table, so the role check cannot be forgotten on a route,
-//! the OpenAPI document is tested against it (`tests/api_openapi.rs`), and the role
+//! the OpenAPI document is tested against it (`tests/api/api_openapi.rs`), and the role
 //! tests walk it (every route × every role).
 //!
 //! | path | roles |

@@ -2,7 +2,7 @@
 //! directory) and a scripted placer instead of SIP: when it claims (calling windows,
 //! retry times), what it does with the answers (throttling refunds, holds, refused
 //! dials), and that opted-out and rejected numbers never come back. The store's own
-//! rules (which disposition retries when) are tested in `tests/store_campaigns.rs`;
+//! rules (which disposition retries when) are tested in `tests/store/store_campaigns.rs`;
 //! here the question is whether the runtime acts on them at the right moments.
 
 use std::collections::{BTreeMap, HashMap};
