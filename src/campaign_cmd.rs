@@ -14,6 +14,7 @@ use clap::{Subcommand, ValueEnum};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use tongdai::app;
+use tongdai::clock::{Clock, SystemClock};
 use tongdai::config::Settings;
 use tongdai::store::{
     CampaignLine, CampaignProgress, CampaignRow, DncSource, SatisfactionReport, ScaleSummary,
@@ -151,7 +152,7 @@ pub async fn campaign(settings: &Settings, cmd: CampaignCmd) -> anyhow::Result<(
         _ => (None, String::new(), None),
     };
     let store = open(settings).await?;
-    let now = Timestamp::now();
+    let now = SystemClock.now();
     let result = async {
         match cmd {
             CampaignCmd::Create { .. } => {
@@ -229,7 +230,7 @@ async fn transition(settings: &Settings, command: &str, key: &str) -> anyhow::Re
     let store = open(settings).await?;
     let result = async {
         let c = find(&store, key).await?;
-        let now = Timestamp::now();
+        let now = SystemClock.now();
         let row = match command {
             "start" => store.start_campaign(c.id, now).await,
             "pause" => store.pause_campaign(c.id, now).await,
@@ -468,7 +469,7 @@ fn show(c: &CampaignRow, p: &CampaignProgress, survey: Option<&SatisfactionRepor
 
 pub async fn dnc(settings: &Settings, cmd: DncCmd) -> anyhow::Result<()> {
     let store = open(settings).await?;
-    let now = Timestamp::now();
+    let now = SystemClock.now();
     let result = async {
         match cmd {
             DncCmd::Add { number, note } => {

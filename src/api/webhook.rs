@@ -36,7 +36,7 @@ pub struct Delivery<'a> {
     pub registration: &'a QueueItemView,
 }
 
-/// `sha256=<hex>` of HMAC-SHA256(secret, "<timestamp>.<body>").
+/// `sha256=<hex>` of `HMAC-SHA256(secret, "<timestamp>.<body>")`.
 pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     format!(
         "sha256={}",

@@ -12,7 +12,7 @@
 //! millisecond sends the ~1/20 of the calls whose frame is due, and a call's packets keep
 //! the same offset from their grid every time, which is what keeps the send interval at
 //! 20 ms. The catch-up rules are the session's own (at most
-//! [`MAX_LATE_FRAMES`](super::session::MAX_LATE_FRAMES) overdue frames back-to-back, the
+//! [`MAX_LATE_FRAMES`] overdue frames back-to-back, the
 //! rest skipped), so a late wake-up neither floods a receiver nor lets the stream lag.
 //!
 //! Deadlines live in a binary heap with lazy deletion: an entry is `(deadline, slot,

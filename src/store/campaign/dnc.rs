@@ -114,7 +114,7 @@ impl Store {
         })
     }
 
-    /// Imports a do-not-call file (see [`parse_do_not_call_csv`]), source `import`, in
+    /// Imports a do-not-call file (see `parse_do_not_call_csv`), source `import`, in
     /// one transaction: nothing is written unless every row is valid.
     pub async fn import_do_not_call_csv(
         &self,
