@@ -139,7 +139,7 @@ fn specialty(code: Option<u8>, cfg: &ProgramConfig) -> String {
 /// One CSV row of a queue item.
 pub fn row(item: &QueueItem, cfg: &ProgramConfig) -> Vec<String> {
     let r = &item.registration;
-    let e = &item.entry;
+    let e = &item.entry.queue;
     let opt = |v: &Option<String>| v.as_deref().map(safe).unwrap_or_default();
     vec![
         r.id.to_string(),

@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::names::ByName;
-use crate::store::{AppointmentMethod, QueueItem, QueueStatus, Registration, VinmecEntry};
+use crate::store::{
+    AppointmentMethod, QueueEntry, QueueItem, QueueStatus, Registration, VinmecEntry,
+};
 use tongdai_domain::program::{Channel, Group, Status};
 
 /// The text kept for an answer: its JSON body, as sent.
@@ -145,20 +147,22 @@ impl From<OldEntry> for VinmecEntry {
         VinmecEntry {
             id: e.id,
             registration_id: e.registration_id,
-            status: e.status.0,
-            claimed_by: e.claimed_by,
-            lease_until: e.lease_until,
-            prescreen_note: e.prescreen_note,
-            routed_specialty: e.routed_specialty,
-            appointment_at: e.appointment_at,
-            appointment_method: e.appointment_method.map(|m| m.0),
-            video_reason: e.video_reason,
-            consultation_report: e.consultation_report,
+            queue: QueueEntry {
+                status: e.status.0,
+                claimed_by: e.claimed_by,
+                lease_until: e.lease_until,
+                prescreen_note: e.prescreen_note,
+                routed_specialty: e.routed_specialty,
+                appointment_at: e.appointment_at,
+                appointment_method: e.appointment_method.map(|m| m.0),
+                video_reason: e.video_reason,
+                consultation_report: e.consultation_report,
+                appointment_minutes: e.appointment_minutes,
+                consulted_at: e.consulted_at,
+                unreachable_count: e.unreachable_count,
+            },
             enqueued_at: e.enqueued_at,
             updated_at: e.updated_at,
-            appointment_minutes: e.appointment_minutes,
-            consulted_at: e.consulted_at,
-            unreachable_count: e.unreachable_count,
         }
     }
 }

@@ -77,7 +77,7 @@ pub struct QueueItemView {
 impl QueueItemView {
     pub fn new(item: &QueueItem, cfg: &ProgramConfig) -> QueueItemView {
         let r = &item.registration;
-        let e = &item.entry;
+        let e = &item.entry.queue;
         QueueItemView {
             registration_id: r.id,
             msisdn: r.msisdn.clone(),
@@ -102,8 +102,8 @@ impl QueueItemView {
             consultation_report: e.consultation_report.clone(),
             consulted_at: e.consulted_at,
             unreachable_count: e.unreachable_count,
-            enqueued_at: e.enqueued_at,
-            updated_at: e.updated_at,
+            enqueued_at: item.entry.enqueued_at,
+            updated_at: item.entry.updated_at,
         }
     }
 }

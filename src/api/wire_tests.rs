@@ -22,7 +22,7 @@ use super::vinmec::{EventView, QueueItemView};
 use crate::call::{CallRecord, DigitMethod, DigitMethods, PromptPlay};
 use crate::store::{
     AppointmentMethod, CallDirection, CallRecordRow, CampaignHoldRow, CampaignProgress,
-    CampaignRow, ContactEnd, DncEntry, DncSource, FlowOutcome, QueueItem, QueueStatus,
+    CampaignRow, ContactEnd, DncEntry, DncSource, FlowOutcome, QueueEntry, QueueItem, QueueStatus,
     Registration, RegistrationEvent, SatisfactionReport, ScaleSummary, VinmecEntry, YesNoSummary,
 };
 use tongdai_domain::dialer::{
@@ -302,20 +302,22 @@ fn booked_item() -> QueueItem {
         entry: VinmecEntry {
             id: 3,
             registration_id: 12,
-            status: QueueStatus::Done,
-            claimed_by: Some("vinmec1".into()),
-            lease_until: Some(ts("2021-11-27T03:15:00Z")),
-            prescreen_note: Some("đau lưng".into()),
-            routed_specialty: Some(1),
-            appointment_at: Some(ts("2021-11-29T02:00:00Z")),
-            appointment_method: Some(AppointmentMethod::Video),
-            video_reason: Some("cần xem vết thương".into()),
-            consultation_report: Some("ổn".into()),
+            queue: QueueEntry {
+                status: QueueStatus::Done,
+                claimed_by: Some("vinmec1".into()),
+                lease_until: Some(ts("2021-11-27T03:15:00Z")),
+                prescreen_note: Some("đau lưng".into()),
+                routed_specialty: Some(1),
+                appointment_at: Some(ts("2021-11-29T02:00:00Z")),
+                appointment_method: Some(AppointmentMethod::Video),
+                video_reason: Some("cần xem vết thương".into()),
+                consultation_report: Some("ổn".into()),
+                appointment_minutes: Some(30),
+                consulted_at: Some(ts("2021-11-29T02:30:00Z")),
+                unreachable_count: 1,
+            },
             enqueued_at: ts("2021-11-26T02:15:00Z"),
             updated_at: ts("2021-11-27T03:00:00.5Z"),
-            appointment_minutes: Some(30),
-            consulted_at: Some(ts("2021-11-29T02:30:00Z")),
-            unreachable_count: 1,
         },
     }
 }
@@ -339,20 +341,22 @@ fn waiting_item() -> QueueItem {
         entry: VinmecEntry {
             id: 4,
             registration_id: 13,
-            status: QueueStatus::Waiting,
-            claimed_by: None,
-            lease_until: None,
-            prescreen_note: None,
-            routed_specialty: None,
-            appointment_at: None,
-            appointment_method: None,
-            video_reason: None,
-            consultation_report: None,
+            queue: QueueEntry {
+                status: QueueStatus::Waiting,
+                claimed_by: None,
+                lease_until: None,
+                prescreen_note: None,
+                routed_specialty: None,
+                appointment_at: None,
+                appointment_method: None,
+                video_reason: None,
+                consultation_report: None,
+                appointment_minutes: None,
+                consulted_at: None,
+                unreachable_count: 0,
+            },
             enqueued_at: ts("2021-11-27T01:00:00Z"),
             updated_at: ts("2021-11-27T01:00:00Z"),
-            appointment_minutes: None,
-            consulted_at: None,
-            unreachable_count: 0,
         },
     }
 }
@@ -440,12 +444,12 @@ fn every_name_in_a_queue_item_is_the_stored_name() {
         );
     }
     for &q in QueueStatus::ALL {
-        item.entry.status = q;
+        item.entry.queue.status = q;
         let j = json(&QueueItemView::new(&item, &cfg));
         assert_eq!(j["queue_status"], q.as_str());
     }
     for m in [AppointmentMethod::Phone, AppointmentMethod::Video] {
-        item.entry.appointment_method = Some(m);
+        item.entry.queue.appointment_method = Some(m);
         let j = json(&QueueItemView::new(&item, &cfg));
         assert_eq!(j["appointment_method"], m.as_str());
     }

@@ -56,7 +56,8 @@ pub use campaign::{
 pub use error::{ImportError, StoreError};
 pub use types::{
     AppointmentMethod, Backend, CallDirection, CallRecordRow, Disposition, ImportReport,
-    NewRegistration, QueueStatus, RegisterOutcome, Registration, RegistrationEvent, VinmecEntry,
+    NewRegistration, QueueEntry, QueueStatus, RegisterOutcome, Registration, RegistrationEvent,
+    VinmecEntry,
 };
 
 use error::is_retryable;

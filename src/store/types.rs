@@ -90,30 +90,18 @@ pub struct RegistrationEvent {
 
 /// The queue entry's status and the appointment's method are the queue rules' words
 /// (`tongdai_domain::vinmec`).
-pub use tongdai_domain::vinmec::{AppointmentMethod, QueueStatus};
+pub use tongdai_domain::vinmec::{AppointmentMethod, QueueEntry, QueueStatus};
 
 /// One registration's entry in the Vinmec scheduling queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VinmecEntry {
     pub id: i64,
     pub registration_id: i64,
-    pub status: QueueStatus,
-    pub claimed_by: Option<String>,
-    pub lease_until: Option<Timestamp>,
-    pub prescreen_note: Option<String>,
-    pub routed_specialty: Option<u8>,
-    pub appointment_at: Option<Timestamp>,
-    pub appointment_method: Option<AppointmentMethod>,
-    pub video_reason: Option<String>,
-    pub consultation_report: Option<String>,
+    /// What the queue rules read and write (`tongdai_domain::vinmec::decide`): status,
+    /// claim and lease, prescreen, booking, consultation, unreachable count.
+    pub queue: QueueEntry,
     pub enqueued_at: Timestamp,
     pub updated_at: Timestamp,
-    /// Booked length of the consultation (≤ `program.max_consultation_minutes`).
-    pub appointment_minutes: Option<u32>,
-    /// When Vinmec recorded the consultation as done.
-    pub consulted_at: Option<Timestamp>,
-    /// Times Vinmec marked the customer unreachable (each one returns the entry).
-    pub unreachable_count: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -335,27 +323,33 @@ impl TryFrom<VinmecRaw> for VinmecEntry {
         Ok(VinmecEntry {
             id: r.id,
             registration_id: r.registration_id,
-            status: r.status.parse().map_err(|e| corrupt(T, "status", e))?,
-            claimed_by: r.claimed_by,
-            lease_until: time::opt_from_db(T, "lease_until", r.lease_until.as_deref())?,
-            prescreen_note: r.prescreen_note,
-            routed_specialty: specialty_from_db(T, "routed_specialty", r.routed_specialty)?,
-            appointment_at: time::opt_from_db(T, "appointment_at", r.appointment_at.as_deref())?,
-            appointment_method: r
-                .appointment_method
-                .map(|s| s.parse().map_err(|e| corrupt(T, "appointment_method", e)))
-                .transpose()?,
-            video_reason: r.video_reason,
-            consultation_report: r.consultation_report,
+            queue: QueueEntry {
+                status: r.status.parse().map_err(|e| corrupt(T, "status", e))?,
+                claimed_by: r.claimed_by,
+                lease_until: time::opt_from_db(T, "lease_until", r.lease_until.as_deref())?,
+                prescreen_note: r.prescreen_note,
+                routed_specialty: specialty_from_db(T, "routed_specialty", r.routed_specialty)?,
+                appointment_at: time::opt_from_db(
+                    T,
+                    "appointment_at",
+                    r.appointment_at.as_deref(),
+                )?,
+                appointment_minutes: r
+                    .appointment_minutes
+                    .map(|v| u32::try_from(v).map_err(|e| corrupt(T, "appointment_minutes", e)))
+                    .transpose()?,
+                appointment_method: r
+                    .appointment_method
+                    .map(|s| s.parse().map_err(|e| corrupt(T, "appointment_method", e)))
+                    .transpose()?,
+                video_reason: r.video_reason,
+                consultation_report: r.consultation_report,
+                consulted_at: time::opt_from_db(T, "consulted_at", r.consulted_at.as_deref())?,
+                unreachable_count: u32::try_from(r.unreachable_count)
+                    .map_err(|e| corrupt(T, "unreachable_count", e))?,
+            },
             enqueued_at: time::from_db(T, "enqueued_at", &r.enqueued_at)?,
             updated_at: time::from_db(T, "updated_at", &r.updated_at)?,
-            appointment_minutes: r
-                .appointment_minutes
-                .map(|v| u32::try_from(v).map_err(|e| corrupt(T, "appointment_minutes", e)))
-                .transpose()?,
-            consulted_at: time::opt_from_db(T, "consulted_at", r.consulted_at.as_deref())?,
-            unreachable_count: u32::try_from(r.unreachable_count)
-                .map_err(|e| corrupt(T, "unreachable_count", e))?,
         })
     }
 }

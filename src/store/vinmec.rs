@@ -35,7 +35,7 @@ use super::{MAX_ATTEMPTS, Pools, Step, Store, time};
 use crate::store::{AppointmentMethod, QueueStatus, Registration, VinmecEntry};
 use tongdai_domain::program::{Channel, Status};
 use tongdai_domain::vinmec::{
-    EventDetail, QueueAction, QueueEntry, QueueRefusal, QueueState, Refusal, Transition, decide,
+    EventDetail, QueueAction, QueueRefusal, QueueState, Refusal, Transition, decide,
     effective_status,
 };
 
@@ -109,23 +109,9 @@ pub enum Idempotent<T> {
 
 /// What the queue rules read of a stored item.
 fn rule_view(item: &QueueItem) -> QueueState {
-    let e = &item.entry;
     QueueState {
         status: item.registration.status,
-        entry: QueueEntry {
-            status: e.status,
-            claimed_by: e.claimed_by.clone(),
-            lease_until: e.lease_until,
-            prescreen_note: e.prescreen_note.clone(),
-            routed_specialty: e.routed_specialty,
-            appointment_at: e.appointment_at,
-            appointment_minutes: e.appointment_minutes,
-            appointment_method: e.appointment_method,
-            video_reason: e.video_reason.clone(),
-            consultation_report: e.consultation_report.clone(),
-            consulted_at: e.consulted_at,
-            unreachable_count: e.unreachable_count,
-        },
+        entry: item.entry.queue.clone(),
     }
 }
 
@@ -264,7 +250,6 @@ impl ItemRaw {
 fn decided(item: QueueItem, transition: Transition, now_db: &str) -> Result<QueueItem, StoreError> {
     let written = now_from_db(now_db)?;
     let registration_changed = transition.to != item.registration.status;
-    let e = transition.entry;
     Ok(QueueItem {
         registration: Registration {
             status: transition.to,
@@ -276,18 +261,7 @@ fn decided(item: QueueItem, transition: Transition, now_db: &str) -> Result<Queu
             ..item.registration
         },
         entry: VinmecEntry {
-            status: e.status,
-            claimed_by: e.claimed_by,
-            lease_until: e.lease_until,
-            prescreen_note: e.prescreen_note,
-            routed_specialty: e.routed_specialty,
-            appointment_at: e.appointment_at,
-            appointment_method: e.appointment_method,
-            video_reason: e.video_reason,
-            consultation_report: e.consultation_report,
-            appointment_minutes: e.appointment_minutes,
-            consulted_at: e.consulted_at,
-            unreachable_count: e.unreachable_count,
+            queue: transition.entry,
             updated_at: written,
             ..item.entry
         },
@@ -297,7 +271,8 @@ fn decided(item: QueueItem, transition: Transition, now_db: &str) -> Result<Queu
 /// The item as the outside sees it at `now` (effective status; a lapsed lease's holder
 /// and end stay visible — they say who had it last).
 fn present(mut item: QueueItem, now: Timestamp) -> QueueItem {
-    item.entry.status = effective_status(item.entry.status, item.entry.lease_until, now);
+    let q = &mut item.entry.queue;
+    q.status = effective_status(q.status, q.lease_until, now);
     item
 }
 

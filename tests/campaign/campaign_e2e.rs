@@ -175,7 +175,7 @@ async fn invitation_flows_and_dispositions(db: Db) {
             .await
             .expect("q")
             .expect("queued");
-        assert_eq!(q.status, QueueStatus::Waiting);
+        assert_eq!(q.queue.status, QueueStatus::Waiting);
         let c = contact(s).await;
         assert_eq!(c.state, ContactState::Done);
         assert_eq!(c.done_reason, Some(ContactEnd::Completed));

@@ -109,7 +109,7 @@ async fn eligible_caller_registers_by_keypad(db: Db) {
         .await
         .expect("q")
         .expect("queued for Vinmec");
-    assert_eq!(entry.status, QueueStatus::Waiting);
+    assert_eq!(entry.queue.status, QueueStatus::Waiting);
     assert_eq!(store.events(reg.id).await.expect("events").len(), 1);
     assert_eq!(store.registered_count().await.expect("count"), 1);
     let row = store

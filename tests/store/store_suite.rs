@@ -180,9 +180,9 @@ async fn registers_group_one_and_feeds_vinmec_queue(db: &TestDb) {
         .await
         .expect("read queue")
         .expect("queued");
-    assert_eq!(entry.status, QueueStatus::Waiting);
+    assert_eq!(entry.queue.status, QueueStatus::Waiting);
     assert_eq!(entry.enqueued_at, now());
-    assert_eq!(entry.appointment_at, None);
+    assert_eq!(entry.queue.appointment_at, None);
 
     let events = s.events(reg.id).await.expect("events");
     assert_eq!(events.len(), 1);
@@ -549,7 +549,7 @@ async fn status_lifecycle_and_events(db: &TestDb) {
         .await
         .expect("queue")
         .expect("present");
-    assert_eq!(entry.status, QueueStatus::Cancelled);
+    assert_eq!(entry.queue.status, QueueStatus::Cancelled);
     assert_eq!(entry.updated_at, later(1));
 }
 
