@@ -39,6 +39,8 @@ pub enum AppError {
     Dialplans(Vec<DialplanError>),
     #[error("registration store: {0}")]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Handbook(#[from] api::handbook::HandbookError),
     #[error("cannot bind {what} on {addr}: {source}")]
     Bind {
         what: &'static str,
@@ -53,6 +55,8 @@ pub struct CheckReport {
     pub prompts: usize,
     pub dialplans: usize,
     pub numbers: Vec<String>,
+    /// The handbook article, rendered.
+    pub handbook: Arc<api::handbook::HandbookPages>,
 }
 
 /// Compiles every dialplan against the loaded prompts and the program's actions.
@@ -70,10 +74,12 @@ pub fn check(settings: &Settings) -> Result<(PromptCache, Dialplans, CheckReport
     let dialplans = load_dialplans(settings, &prompts)?;
     let mut numbers: Vec<String> = dialplans.numbers().map(str::to_string).collect();
     numbers.sort();
+    let handbook = api::handbook::HandbookPages::load(&settings.handbook.article)?;
     let report = CheckReport {
         prompts: prompts.len(),
         dialplans: dialplans.len(),
         numbers,
+        handbook: Arc::new(handbook),
     };
     Ok((prompts, dialplans, report))
 }
@@ -82,6 +88,8 @@ pub fn check(settings: &Settings) -> Result<(PromptCache, Dialplans, CheckReport
 pub struct App {
     pub sip_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// Where the handbook page listens (`[handbook] listen`).
+    pub handbook_addr: SocketAddr,
     pub calls: CallLog,
     pub store: Store,
     /// The media workers (their counters: benchmarks, tests, `/debug/runtime`).
@@ -93,6 +101,7 @@ pub struct App {
     tracker: TaskTracker,
     driver: tokio::task::JoinHandle<()>,
     http_task: tokio::task::JoinHandle<()>,
+    handbook_task: tokio::task::JoinHandle<()>,
     /// Stops the media workers (after the calls: they play prompts during the grace)
     /// and the idle heap trim.
     media_stop: CancellationToken,
@@ -143,11 +152,13 @@ impl App {
             .start_dialer(ctx, ports, sockets.advertised_ip)
             .await?;
         let http_task = parts.start_http(sockets.http, &sip, &media.workers);
+        let handbook_task = parts.start_handbook(sockets.handbook);
         tracing::info!(sip = %sockets.sip_addr, advertised = %sockets.advertised_ip,
-            http = %sockets.http_addr, "tongdai is up");
+            http = %sockets.http_addr, handbook = %sockets.handbook_addr, "tongdai is up");
         Ok(App {
             sip_addr: sockets.sip_addr,
             http_addr: sockets.http_addr,
+            handbook_addr: sockets.handbook_addr,
             calls: parts.calls,
             store: parts.store,
             media: media.workers,
@@ -158,6 +169,7 @@ impl App {
             tracker: parts.tracker,
             driver,
             http_task,
+            handbook_task,
             media_stop: media.stop,
             media_tasks: media.tasks,
             dialer,
@@ -221,6 +233,7 @@ impl App {
         self.sip.stop();
         let _ = self.driver.await;
         let _ = self.http_task.await;
+        let _ = self.handbook_task.await;
         self.store.close().await;
         tracing::info!("stopped");
     }
@@ -236,6 +249,8 @@ struct Sockets {
     advertised_ip: IpAddr,
     http: tokio::net::TcpListener,
     http_addr: SocketAddr,
+    handbook: tokio::net::TcpListener,
+    handbook_addr: SocketAddr,
 }
 
 impl Sockets {
@@ -258,12 +273,24 @@ impl Sockets {
             .await
             .map_err(http_err)?;
         let http_addr = http.local_addr().map_err(http_err)?;
+        let handbook_listen = settings.handbook.listen;
+        let handbook_err = |source| AppError::Bind {
+            what: "handbook page",
+            addr: handbook_listen,
+            source,
+        };
+        let handbook = tokio::net::TcpListener::bind(handbook_listen)
+            .await
+            .map_err(handbook_err)?;
+        let handbook_addr = handbook.local_addr().map_err(handbook_err)?;
         Ok(Sockets {
             sip: (udp, tcp),
             sip_addr,
             advertised_ip: settings.advertised_ip(sip_addr),
             http,
             http_addr,
+            handbook,
+            handbook_addr,
         })
     }
 }
@@ -286,6 +313,7 @@ struct Parts {
     dialplans: SharedDialplans,
     calls: CallLog,
     metrics: Arc<crate::metrics::Metrics>,
+    handbook: Arc<api::handbook::HandbookPages>,
     /// Cancelled when the service drains.
     shutdown: CancellationToken,
     /// Every call task (and the task that starts the inbound ones).
@@ -302,6 +330,7 @@ impl Parts {
         let store = Store::connect(&settings.database.url).await?;
         let metrics = Arc::new(crate::metrics::Metrics::new());
         Ok(Parts {
+            handbook: report.handbook,
             calls: CallLog::with_observer(metrics.clone()),
             metrics,
             dialplans: Arc::new(RwLock::new(Arc::new(dialplans))),
@@ -435,6 +464,20 @@ impl Parts {
     }
 
     /// The HTTP API on its bound listener.
+    /// The handbook page, on its own listener; it stops with HTTP when the service drains.
+    fn start_handbook(&self, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(api::handbook::serve(
+            listener,
+            api::handbook::HandbookState {
+                pages: self.handbook.clone(),
+                store: self.store.clone(),
+                program: Arc::new(self.settings.program.clone()),
+                clock: self.clock.clone(),
+            },
+            self.shutdown.clone(),
+        ))
+    }
+
     fn start_http(
         &self,
         listener: tokio::net::TcpListener,

@@ -43,6 +43,20 @@ pub struct Settings {
     pub shutdown: ShutdownSettings,
     pub api: ApiSettings,
     pub dialer: DialerSettings,
+    pub handbook: HandbookSettings,
+}
+
+/// `[handbook]`: the Covid-19 handbook page (`GET /s/{token}`), on a listener of its
+/// own so that the public link never shares a port with the API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandbookSettings {
+    pub listen: SocketAddr,
+    /// How customers reach `listen` from their phones: the links start with it
+    /// (`{base_url}/s/{token}`).
+    pub base_url: String,
+    /// The article, in Markdown; rendered once at start.
+    pub article: PathBuf,
 }
 
 /// `[dialer]`: the campaign dialer inside the service (see `dialer::runtime`).
@@ -434,6 +448,13 @@ impl Settings {
         }
         if self.api.lease.is_zero() || self.api.max_lease < self.api.lease {
             return invalid("api.lease", "must be > 0 and not above api.max_lease");
+        }
+        let base = &self.handbook.base_url;
+        if !(base.starts_with("http://") || base.starts_with("https://")) || base.ends_with('/') {
+            return invalid(
+                "handbook.base_url",
+                "must start with http:// or https:// and not end with /",
+            );
         }
         if !self.api.webhook_url.is_empty() {
             let url = &self.api.webhook_url;

@@ -61,6 +61,18 @@ enum Cmd {
         #[command(subcommand)]
         cmd: campaign_cmd::DncCmd,
     },
+    /// The Covid-19 handbook page (`[handbook]`).
+    Handbook {
+        #[command(subcommand)]
+        cmd: HandbookCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum HandbookCmd {
+    /// Print the handbook link of a registered number (made on first use, the same
+    /// afterwards), and how often it was opened.
+    Link { number: String },
 }
 
 #[derive(Subcommand)]
@@ -161,12 +173,45 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
             runtime.block_on(campaign_cmd::dnc(&settings, cmd))
         }
+        Cmd::Handbook {
+            cmd: HandbookCmd::Link { number },
+        } => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+            runtime.block_on(handbook_link(&settings, &number))
+        }
         Cmd::Serve => {
             tongdai::telemetry::init(&settings.log);
             let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
             runtime.block_on(serve(settings))
         }
     }
+}
+
+async fn handbook_link(settings: &Settings, number: &str) -> anyhow::Result<()> {
+    let store = tongdai::store::Store::connect(&settings.database.url)
+        .await
+        .context("opening the registration store")?;
+    let result = async {
+        let reg = store
+            .registration_by_msisdn(number)
+            .await?
+            .with_context(|| format!("{number} has no registration"))?;
+        let token = store.handbook_token(reg.id, SystemClock.now()).await?;
+        println!(
+            "{}",
+            tongdai::api::handbook::link(&settings.handbook, &token)
+        );
+        if let Some((_, last, opens)) = store.handbook_opens(reg.id).await? {
+            match last {
+                Some(last) => println!("opened {opens} time(s), last at {last}"),
+                None => println!("not opened yet"),
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    store.close().await;
+    result
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -142,6 +142,7 @@ cp "$ROOT"/dialplans/*.toml "$ROOT/benches/load/bench_long.toml" "$WORK/dialplan
     cd "$ROOT"
     exec env TONGDAI__SIP__LISTEN=127.0.0.1:$SIP_PORT \
         TONGDAI__HTTP__LISTEN=127.0.0.1:$HTTP_PORT \
+        TONGDAI__HANDBOOK__LISTEN=127.0.0.1:0 \
         TONGDAI__DATABASE__URL=sqlite://$WORK/t.db \
         TONGDAI__DIALPLANS__DIR=$WORK/dialplans \
         TONGDAI__RTP__INACTIVITY_TIMEOUT=300s \

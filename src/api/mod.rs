@@ -42,6 +42,7 @@ pub mod dnc;
 pub mod error;
 pub mod export;
 pub mod fanpage;
+pub mod handbook;
 pub mod kept;
 pub mod live;
 pub mod names;
@@ -356,6 +357,12 @@ fn table(settings: &ApiSettings) -> Vec<(RouteSpec, MethodRouter<ApiState>)> {
             "/api/v1/supervisor/satisfaction",
             roles(SUPERVISORS),
             get(campaigns::satisfaction),
+        ),
+        r(
+            M::GET,
+            "/api/v1/supervisor/handbook",
+            roles(SUPERVISORS),
+            get(handbook::stats),
         ),
         r(
             M::GET,

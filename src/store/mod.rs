@@ -149,11 +149,13 @@ macro_rules! finish {
 // Declared after the macros above so they can use them.
 pub mod campaign;
 mod campaign_reports;
+mod handbook;
 mod import;
 mod reports;
 mod vinmec;
 
 pub use campaign_reports::SurveyResultRow;
+pub use handbook::{HandbookStats, HandbookVisit};
 pub use reports::{CallStats, LineStats, QueueStats, RegistrationStats};
 pub use tongdai_domain::vinmec::{Booking, MAX_TEXT_CHARS, QueueAction, QueueRefusal};
 pub use vinmec::{

@@ -8,6 +8,7 @@
 mod support;
 
 mod api_campaigns;
+mod api_handbook;
 mod api_openapi;
 mod api_roles;
 mod api_vinmec;

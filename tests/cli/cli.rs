@@ -158,3 +158,57 @@ fn serve_reloads_on_sighup_and_exits_cleanly_on_sigterm() {
     );
     assert!(rest.iter().any(|l| l.contains("draining")), "{rest:?}");
 }
+
+#[test]
+fn handbook_link_prints_the_same_link_each_time_and_refuses_a_missing_article() {
+    use tongdai::store::{NewRegistration, RegisterOutcome, Store};
+    use tongdai_domain::program::{Channel, Group, ProgramConfig};
+    let data = tempfile::tempdir().expect("tmp");
+    let db = format!("sqlite://{}/t.db", data.path().display());
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let store = Store::connect(&db).await.expect("store");
+        let outcome = store
+            .register(
+                NewRegistration {
+                    msisdn: "0903123001".into(),
+                    group: Group::Two,
+                    channel: Channel::Fanpage,
+                    specialty: None,
+                    call_id: None,
+                    name: Some("Lê Văn Nam".into()),
+                    fanpage_ref: Some("post-1".into()),
+                },
+                &ProgramConfig::default(),
+                jiff::civil::date(2021, 11, 27),
+                "2021-11-27T03:00:00Z".parse().expect("ts"),
+            )
+            .await
+            .expect("register");
+        assert!(matches!(outcome, RegisterOutcome::Registered(_)));
+        store.close().await;
+    });
+    let env = [
+        ("TONGDAI__DATABASE__URL", db.as_str()),
+        ("TONGDAI__HANDBOOK__BASE_URL", "https://9090.example.vn"),
+    ];
+    let (ok, first) = tongdai(&["handbook", "link", "+84903123001"], &env);
+    assert!(ok, "{first}");
+    let url = first.lines().next().expect("a line");
+    let token = url
+        .strip_prefix("https://9090.example.vn/s/")
+        .unwrap_or_else(|| panic!("{first}"));
+    assert_eq!(token.len(), 22, "{first}");
+    assert!(first.contains("not opened yet"), "{first}");
+    let (ok, again) = tongdai(&["handbook", "link", "0903123001"], &env);
+    assert!(ok, "{again}");
+    assert_eq!(again.lines().next(), Some(url));
+    let (ok, out) = tongdai(&["handbook", "link", "0903999999"], &env);
+    assert!(!ok && out.contains("no registration"), "{out}");
+    // A missing article refuses `check` (and so the start), naming the file.
+    let (ok, out) = tongdai(
+        &["check"],
+        &[("TONGDAI__HANDBOOK__ARTICLE", "handbook/missing.md")],
+    );
+    assert!(!ok && out.contains("handbook/missing.md"), "{out}");
+}

@@ -9,3 +9,4 @@ mod support;
 mod api_live_browser;
 mod bench_smoke;
 mod campaign_pacing;
+mod handbook_browser;

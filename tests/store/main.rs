@@ -9,6 +9,7 @@
 mod support;
 
 mod api_queue_store;
+mod handbook_links;
 mod ivr_campaign_scripts;
 mod ivr_store_scripts;
 mod pcap_selfcheck;

@@ -43,7 +43,9 @@ pub fn test_path(module: &str, test: &str) -> String {
 pub fn settings(db_dir: &Path, overrides: &str) -> Settings {
     let base = format!(
         "[sip]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
+[handbook]\nlisten = \"127.0.0.1:0\"\narticle = \"{}\"\n\
 [prompts]\ndir = \"{}\"\n[dialplans]\ndir = \"{}\"\n[database]\nurl = \"sqlite://{}/tongdai.db\"\n",
+        repo().join("handbook/cam-nang-covid-19.md").display(),
         repo().join("prompts/vi").display(),
         repo().join("dialplans").display(),
         db_dir.display()

@@ -13,10 +13,13 @@ use std::time::{Duration, Instant};
 
 use super::repo;
 
-/// `tongdai` as a command, in the repository root.
+/// `tongdai` as a command, in the repository root, its handbook page on a free port.
 pub fn command() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tongdai"));
     cmd.current_dir(repo());
+    // Tests run side by side: the handbook page on a free port unless a test says
+    // otherwise (a later `env` wins).
+    cmd.env("TONGDAI__HANDBOOK__LISTEN", "127.0.0.1:0");
     cmd
 }
 

@@ -14,9 +14,12 @@
 //!   after a throttling burst, restart recovery.
 //! - [`vinmec`] — the Vinmec scheduling queue: leases, pre-screening, booking, the
 //!   consultation, cancelling — `decide` returns the transition the store writes.
+//! - [`handbook`] — the Covid-19 handbook link: gone after its last day, what counts as
+//!   an open, whom to greet.
 
 pub mod campaign;
 pub mod dialer;
+pub mod handbook;
 mod names;
 pub mod program;
 pub mod vinmec;
